@@ -1,0 +1,35 @@
+# fastapi-operator: two commands on a fresh machine.
+#   make run    the operator on a local control plane, with the examples applied
+#   make test   every test: unit, integration (real control plane), data path, chart
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER := $(PY) tests/controlplane/cluster.py
+
+.PHONY: setup test unit run down crd controlplane lint e2e-kind
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+	scripts/install-debian-packages.sh
+	bash tests/controlplane/build.sh >/dev/null
+
+test: setup
+	$(PY) -m pytest -ra
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -ra tests/unit
+
+crd: $(VENV)/.installed
+	$(VENV)/bin/fastapi-operator crd > crds/fastapiapps.fastapi-operator.dev.yaml
+
+run: setup
+	scripts/run-local.sh
+
+down: $(VENV)/.installed
+	scripts/run-local.sh down

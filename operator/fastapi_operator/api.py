@@ -1,0 +1,380 @@
+"""The FastAPIApp API: the one source of its field names, defaults, rules and descriptions.
+
+`crd.py` generates the CustomResourceDefinition from these models, so the API server and
+`fastapi-operator render` accept and reject the same manifests. Rules that span fields are
+written twice on purpose: once as CEL (enforced by the API server at admission) and once as a
+pydantic validator (enforced offline); `tests/unit/test_api.py` runs one corpus through both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "fastapi-operator.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "FastAPIApp"
+PLURAL = "fastapiapps"
+SINGULAR = "fastapiapp"
+SHORT_NAMES = ["fapp"]
+
+# Kubernetes' own grammar for resource quantities (k8s.io/apimachinery/pkg/api/resource).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# No trailing slash and no regex metacharacters: the prefix is spliced into ingress-nginx's
+# regex path and Traefik's StripPrefix, and reaches the app verbatim as --root-path.
+PATH_PATTERN = r"^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+IMAGE_PATTERN = r"^\S+$"
+
+Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    validation = {"rule": rule, "message": message}
+    if field_path:
+        validation["fieldPath"] = field_path
+    return validation
+
+
+class Model(BaseModel):
+    """Camel-case on the wire, snake_case in Python, and unknown fields are an error,
+    as `kubectl apply` with strict field validation makes them."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it appears in a manifest."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --- Core types the spec embeds (the subset of core/v1 that a FastAPIApp passes through) ---
+
+
+class KeySelector(Model):
+    """Selects a key of a ConfigMap or Secret in the app's namespace."""
+
+    name: str = Field(min_length=1, description="Name of the ConfigMap or Secret.")
+    key: str = Field(min_length=1, description="The key to select.")
+    optional: bool | None = Field(None, description="Whether the object or key may be missing.")
+
+
+class ObjectFieldSelector(Model):
+    """Selects a field of the pod."""
+
+    field_path: str = Field(min_length=1, description="Path of the field, e.g. metadata.name.")
+    api_version: str | None = Field(None, description="Schema version of field_path, default v1.")
+
+
+class ResourceFieldSelector(Model):
+    """Selects a resource of a container: limits.cpu, requests.memory, ..."""
+
+    resource: str = Field(min_length=1, description="The resource to select.")
+    container_name: str | None = Field(None, description="Container name, default the app's.")
+    divisor: Quantity | None = Field(None, description="Output format of the resource.")
+
+
+class EnvVarSource(Model):
+    """Where an environment variable's value comes from."""
+
+    secret_key_ref: KeySelector | None = Field(None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(None, description="A key of a ConfigMap.")
+    field_ref: ObjectFieldSelector | None = Field(None, description="A field of the pod.")
+    resource_field_ref: ResourceFieldSelector | None = Field(
+        None, description="A resource of a container."
+    )
+
+
+class EnvVar(Model):
+    """An environment variable (core/v1 EnvVar)."""
+
+    name: str = Field(min_length=1, description="Name of the variable.")
+    value: str | None = Field(None, description="Literal value.")
+    value_from: EnvVarSource | None = Field(None, description="Source of the value.")
+
+
+class EnvSourceRef(Model):
+    """A ConfigMap or Secret whose keys all become environment variables."""
+
+    name: str = Field(min_length=1, description="Name of the ConfigMap or Secret.")
+    optional: bool | None = Field(None, description="Whether the object may be missing.")
+
+
+class EnvFromSource(Model):
+    """A source of environment variables (core/v1 EnvFromSource)."""
+
+    prefix: str | None = Field(None, description="Prepended to every variable name.")
+    config_map_ref: EnvSourceRef | None = Field(None, description="A ConfigMap.")
+    secret_ref: EnvSourceRef | None = Field(None, description="A Secret.")
+
+
+class ResourceRequirements(Model):
+    """Compute resources of the app container (core/v1 ResourceRequirements)."""
+
+    limits: dict[str, Quantity] | None = Field(None, description="Maximum resources allowed.")
+    requests: dict[str, Quantity] | None = Field(None, description="Resources reserved.")
+
+
+# One server process per container: a request of 100m CPU, and memory requested = limited,
+# so a single uvicorn process is never OOM-killed by a neighbour's burst.
+DEFAULT_RESOURCES = ResourceRequirements(
+    requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "256Mi"}
+)
+
+
+# --- The FastAPIApp spec ---
+
+
+class PreStartStep(Model):
+    """A step run before the app starts, as an init container (database migrations, ...)."""
+
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+        description="Name of the step, a DNS label unique among the steps.",
+    )
+    command: list[str] = Field(
+        min_length=1, description="Exec-form command, e.g. [alembic, upgrade, head]."
+    )
+    image: str | None = Field(
+        None, pattern=IMAGE_PATTERN, description="Image of the step; default spec.image."
+    )
+    env: list[EnvVar] | None = Field(
+        None, description="Environment of the step; when absent the app's spec.env is used."
+    )
+    env_from: list[EnvFromSource] | None = Field(
+        None, description="Environment sources of the step; when absent the app's spec.envFrom."
+    )
+
+
+class IngressSpec(Model):
+    """Expose the app through an Ingress with HTTPS. Absent: no Ingress, ClusterIssuer or
+    NetworkPolicy is made."""
+
+    hosts: list[Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = Field(
+        min_length=1, description="DNS names the app answers on (DNS-1123, at least one)."
+    )
+    path: str = Field(
+        "/", pattern=PATH_PATTERN,
+        description=(
+            "Path prefix, starting with '/' and without a trailing slash. The proxy strips it "
+            "and the app receives it as --root-path, so /docs and openapi.json work under it."
+        ),
+    )
+    class_name: str | None = Field(
+        None, min_length=1,
+        description="IngressClass (nginx or traefik); default from the operator's settings.",
+    )
+
+
+class AcmeSpec(Model):
+    """Get certificates from Let's Encrypt through a ClusterIssuer the operator shares between
+    the apps that ask for the same environment, email and ingress class."""
+
+    email: str | None = Field(
+        None, pattern=EMAIL_PATTERN,
+        description="Account email for expiry notices; default from the operator's settings.",
+    )
+    environment: Literal["production", "staging"] | None = Field(
+        None, description="production or staging Let's Encrypt; default from the operator's "
+        "settings (production).",
+    )
+
+
+class TlsSpec(Model):
+    """HTTPS at the Ingress, with a certificate from cert-manager."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.acme) && has(self.clusterIssuer))",
+                    "acme and clusterIssuer exclude each other: set one of them",
+                )
+            ]
+        }
+    )
+
+    enabled: bool = Field(True, description="Serve HTTPS and redirect HTTP to it.")
+    acme: AcmeSpec | None = Field(
+        None, description="Let's Encrypt through a ClusterIssuer the operator manages."
+    )
+    cluster_issuer: str | None = Field(
+        None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of an existing ClusterIssuer to use instead; never edited.",
+    )
+
+    @model_validator(mode="after")
+    def _one_issuer(self) -> TlsSpec:
+        if self.acme is not None and self.cluster_issuer is not None:
+            raise ValueError("acme and clusterIssuer exclude each other: set one of them")
+        return self
+
+
+class AutoscalingSpec(Model):
+    """A HorizontalPodAutoscaler on CPU; spec.replicas is then left to it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "minReplicas must not exceed maxReplicas",
+                    ".minReplicas",
+                )
+            ]
+        }
+    )
+
+    min_replicas: int = Field(1, ge=1, description="Fewest replicas.")
+    max_replicas: int = Field(ge=1, description="Most replicas.")
+    target_cpu_utilization_percentage: int = Field(
+        80, ge=1, le=100, alias="targetCPUUtilizationPercentage",
+        description="Average CPU use, in percent of the request, to aim for.",
+    )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class FastAPIAppSpec(Model):
+    """A FastAPI app, deployed the way FastAPI's deployment guide says."""
+
+    image: str = Field(min_length=1, pattern=IMAGE_PATTERN, description="Container image.")
+    app: str = Field(
+        "app/main.py", min_length=1,
+        description=(
+            "What `fastapi run` serves: a file path (app/main.py), or an import string with "
+            "':' (app.main:app), passed as --entrypoint."
+        ),
+    )
+    command: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Exec-form command for images without fastapi-cli. Proxy and root-path settings "
+            "then reach the server through its environment (UVICORN_* and FORWARDED_ALLOW_IPS)."
+        ),
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Container port the app listens on.")
+    replicas: int = Field(
+        1, ge=0, description="Number of pods; left to the autoscaler when autoscaling is set."
+    )
+    resources: ResourceRequirements = Field(
+        DEFAULT_RESOURCES,
+        description="Requests and limits of the app container; default requests cpu 100m, "
+        "memory 256Mi and limits memory 256Mi.",
+    )
+    env: list[EnvVar] = Field(default_factory=list, description="Environment variables.")
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list, description="Sources of environment variables."
+    )
+    pre_start: list[PreStartStep] = Field(
+        default_factory=list,
+        description="Steps run in order before the app starts, as init containers.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
+    health_path: str | None = Field(
+        None, pattern=r"^/\S*$",
+        description="HTTP path for startup, readiness and liveness probes; TCP probes on the "
+        "port when absent.",
+    )
+    ingress: IngressSpec | None = Field(None, description=IngressSpec.__doc__)
+    tls: TlsSpec = Field(TlsSpec(), description="HTTPS at the Ingress; used when ingress is set.")
+    autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
+
+    @model_validator(mode="after")
+    def _unique_step_names(self) -> FastAPIAppSpec:
+        names = [step.name for step in self.pre_start]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"preStart step names must be unique; repeated: {duplicates}")
+        return self
+
+
+# --- Status ---
+
+
+class Condition(Model):
+    """A condition, per the Kubernetes API conventions."""
+
+    type: str = Field(description="Ready, Available, CertificateReady or Reconciled.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason for the last transition.")
+    message: str = Field("", description="What happened, and what to change if anything.")
+    observed_generation: int | None = Field(None, description="Generation the condition is for.")
+    last_transition_time: str = Field(description="When status last changed.")
+
+
+class FastAPIAppStatus(Model):
+    """What the operator observed."""
+
+    observed_generation: int | None = Field(None, description="Generation last reconciled.")
+    url: str | None = Field(None, description="Where the app is served.")
+    replicas: int | None = Field(None, description="Pods desired by the Deployment.")
+    ready_replicas: int | None = Field(None, description="Pods ready.")
+    replicas_summary: str | None = Field(None, description="ready/desired, for kubectl get.")
+    selector: str | None = Field(None, description="Label selector of the pods (scale).")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Available, CertificateReady, Reconciled.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The metadata `render` needs; everything else is passed through untouched."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+
+
+class FastAPIApp(BaseModel):
+    """A whole FastAPIApp manifest, as `kubectl apply` or the API server sees it."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    api_version: Literal["fastapi-operator.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["FastAPIApp"]
+    metadata: ObjectMeta
+    spec: FastAPIAppSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
+def describe_validation_error(error: Any) -> str:
+    """One line per problem, each naming the field as a user writes it (spec.ingress.path)."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"] if not _is_union_tag(part))
+        lines.append(f"{location}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic names the branch of `int | str` it tried; users never wrote that.
+    return isinstance(part, str) and re.fullmatch(r"int|str|function-after\[.*\]", part) is not None

@@ -1,0 +1,113 @@
+"""`fastapi-operator run | render | crd`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+import yaml
+from pydantic import ValidationError
+
+from .settings import Settings
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, named after it, so flags and FASTAPI_OPERATOR_* variables never drift."""
+    group = parser.add_argument_group("operator settings (default: FASTAPI_OPERATOR_<NAME> or as shown)")
+    for name, field in Settings.model_fields.items():
+        group.add_argument(
+            f"--{name.replace('_', '-')}", dest=f"setting_{name}", metavar=name.upper(),
+            help=f"{field.description} (default: {field.get_default(call_default_factory=True)!r})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        key.removeprefix("setting_"): value for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    return Settings(**overrides)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import kopf
+
+    from . import handlers  # noqa: F401  (registers the handlers)
+    from .logs import configure_logging
+
+    configure_logging(settings.log_format, args.verbose)
+    namespaces = settings.namespaces
+    asyncio.run(kopf.operator(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+        memo=kopf.Memo(settings=settings),
+    ))
+    return 0
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> int:
+    from .api import FastAPIApp, describe_validation_error
+    from .errors import ReconcileError
+    from .render import render_app
+    from .yaml_output import dump_all
+
+    text = sys.stdin.read() if args.filename == "-" else open(args.filename, encoding="utf-8").read()
+    manifests = []
+    for document in yaml.safe_load_all(text):
+        if not document:
+            continue
+        try:
+            app = FastAPIApp.model_validate(document)
+            manifests += render_app(app, settings).manifests
+        except ValidationError as error:
+            print(f"error: {args.filename}: invalid FastAPIApp: {describe_validation_error(error)}", file=sys.stderr)
+            return 1
+        except ReconcileError as error:
+            print(f"error: {args.filename}: {error.reason}: {error.message}", file=sys.stderr)
+            return 1
+    sys.stdout.write(dump_all(manifests))
+    return 0
+
+
+def _crd(args: argparse.Namespace, settings: Settings) -> int:
+    from .crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fastapi-operator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator against the current cluster")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logs, kopf's included")
+    _add_setting_flags(run)
+    run.set_defaults(action=_run)
+
+    render = commands.add_parser("render", help="print the objects a FastAPIApp makes, with no cluster")
+    render.add_argument("-f", "--filename", required=True, help="a FastAPIApp manifest, or - for stdin")
+    _add_setting_flags(render)
+    render.set_defaults(action=_render)
+
+    crd = commands.add_parser("crd", help="print the FastAPIApp CustomResourceDefinition")
+    crd.set_defaults(action=_crd)
+
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args) if args.command != "crd" else Settings()
+    except ValidationError as error:
+        from .api import describe_validation_error
+
+        print(f"error: invalid setting: {describe_validation_error(error)}", file=sys.stderr)
+        return 2
+    return args.action(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

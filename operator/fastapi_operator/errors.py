@@ -1,0 +1,34 @@
+"""Errors that a reconcile reports to the user as a condition and an Event."""
+
+from __future__ import annotations
+
+
+class ReconcileError(Exception):
+    """A reconcile could not complete; `reason` is the CamelCase condition reason users search for.
+
+    Every one is retried with capped backoff: the fix (a deleted conflicting object, a created
+    ClusterIssuer, an installed CRD) may come from objects the operator does not watch."""
+
+    reason = "ReconcileError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidSpec(ReconcileError):
+    """The spec passed the schema but cannot be built: the message says what to change."""
+
+    reason = "InvalidSpec"
+
+
+class Conflict(ReconcileError):
+    """An object the app needs already exists and belongs to someone else."""
+
+    reason = "Conflict"
+
+
+class MissingAPI(ReconcileError):
+    """A CRD the app needs (cert-manager, Traefik) is not installed in the cluster."""
+
+    reason = "MissingAPI"

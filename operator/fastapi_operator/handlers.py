@@ -1,0 +1,116 @@
+"""kopf registrations only: every handler turns an event into work-queue keys.
+
+No create/update/delete handlers and no finalizers: those make kopf write bookkeeping
+annotations on the FastAPIApp, and a reconcile that has nothing to do must write nothing.
+Level-based instead: any event on an app or one of its children queues the app, and the
+queue's reconcile compares the whole desired state with the live one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from .api import GROUP, KIND, PLURAL, VERSION
+from .kube import CERTIFICATE, WATCHED_CHILD_KINDS, Kube, load_api_client
+from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
+from .reconcile import Reconciler
+from .settings import Settings
+from .workqueue import WorkQueue
+
+log = logging.getLogger("fastapi_operator.handlers")
+
+
+class Runtime:
+    """What the handlers share, kept in kopf's memo."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reconciler = Reconciler(Kube(load_api_client()), settings)
+        self.queue = WorkQueue(self._process, settings.workers)
+        # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
+        self.own_status_versions: dict[tuple[str, str], str] = {}
+        self.resync_task: asyncio.Task[None] | None = None
+
+    async def _process(self, key: Any) -> bool:
+        outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+        if outcome is None:
+            self.own_status_versions.pop(key, None)
+            return False
+        if outcome.status_resource_version:
+            self.own_status_versions[key] = outcome.status_resource_version
+        return outcome.retry
+
+    async def resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                apps = await asyncio.to_thread(self.reconciler.list_apps)
+                for app in apps:
+                    self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+                await asyncio.to_thread(self.reconciler.collect_unused_issuers)
+            except Exception:
+                log.exception("resync failed; trying again next period")
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf would otherwise turn every log line of a handler into a Kubernetes Event: a write.
+    settings.posting.enabled = False
+    runtime = Runtime(memo.settings)
+    memo.runtime = runtime
+    runtime.queue.start()
+    runtime.resync_task = asyncio.create_task(runtime.resync_forever())
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    if runtime.resync_task:
+        runtime.resync_task.cancel()
+    await runtime.queue.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def app_changed(event: dict[str, Any], body: kopf.Body, namespace: str, name: str,
+                      memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    key = (namespace, name)
+    if event["type"] == "DELETED":
+        runtime.own_status_versions.pop(key, None)
+        await asyncio.to_thread(runtime.reconciler.collect_unused_issuers)
+        return
+    if runtime.own_status_versions.get(key) == body.metadata.get("resourceVersion"):
+        return
+    runtime.queue.add(key)
+
+
+def _controller_name(body: kopf.Body, kind: str) -> str | None:
+    for ref in body.metadata.get("ownerReferences", []):
+        if ref.get("controller") and ref.get("kind") == kind:
+            return ref.get("name")
+    return None
+
+
+def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """A child edited or deleted by someone: its app is reconciled now, not at the next resync."""
+    owner = _controller_name(body, KIND)
+    if owner:
+        memo.runtime.queue.add((namespace, owner))
+
+
+for _kind in WATCHED_CHILD_KINDS:
+    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
+                  labels={LABEL_MANAGED_BY: OPERATOR_NAME}, id=f"child-{_kind.plural}")(child_changed)
+
+
+@kopf.on.event(CERTIFICATE.group, "v1", CERTIFICATE.plural)
+def certificate_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
+    # app's Ingress (named after the app) its controller.
+    ingress_name = _controller_name(body, "Ingress")
+    if ingress_name:
+        memo.runtime.queue.add((namespace, ingress_name))

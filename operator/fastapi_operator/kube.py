@@ -1,0 +1,190 @@
+"""A thin, synchronous REST layer over the kubernetes client's ApiClient.
+
+Every kind the operator touches is listed here with its path, so nothing needs API discovery
+at startup (which costs seconds on a large cluster) and every write goes through `apply`,
+server-side apply with one field manager.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from .api import API_VERSION, KIND, PLURAL
+from .errors import MissingAPI
+from .meta import FIELD_MANAGER, OPERATOR_NAME
+
+
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        root = f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
+        if self.namespaced and namespace:
+            root += f"/namespaces/{namespace}"
+        root += f"/{self.plural}"
+        return f"{root}/{name}" if name else root
+
+
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+SERVICE = Kind("v1", "Service", "services")
+INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+MIDDLEWARE = Kind("traefik.io/v1alpha1", "Middleware", "middlewares")
+CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", namespaced=False)
+CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
+FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
+EVENT = Kind("v1", "Event", "events")
+
+KINDS = {(k.api_version, k.kind): k for k in (
+    DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
+    CERTIFICATE, FASTAPIAPP, EVENT,
+)}
+# Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
+WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE)
+
+
+def kind_of(manifest: dict[str, Any]) -> Kind:
+    return KINDS[(manifest["apiVersion"], manifest["kind"])]
+
+
+def _missing_api(kind: Kind) -> MissingAPI:
+    return MissingAPI(
+        f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
+        f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
+        f"Middleware), or change the spec so the app does not need it"
+    )
+
+
+def _is_missing_resource_type(error: ApiException) -> bool:
+    """A 404 for an unknown resource type, as opposed to a 404 for an object that is absent."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except ValueError:
+        return True
+    return not details.get("name")
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api = api_client
+
+    def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+              content_type: str = "application/json") -> Any:
+        request = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or [], body=body,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+        return json.loads(data) if data else None
+
+    def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
+        """The object, or None when it (or, unless `required_api`, its whole API) is absent."""
+        try:
+            return self._call("GET", kind.path(namespace, name))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            if required_api and _is_missing_resource_type(error):
+                raise _missing_api(kind) from error
+            return None
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        try:
+            return self._call("GET", kind.path(namespace), query=query).get("items", [])
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
+
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply. `force` takes back fields someone else edited, which is how drift
+        is repaired; it is only ever called on objects this operator owns."""
+        kind = kind_of(manifest)
+        metadata = manifest["metadata"]
+        try:
+            return self._call(
+                "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,
+                query=[("fieldManager", FIELD_MANAGER), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
+                content_type="application/apply-patch+yaml",
+            )
+        except ApiException as error:
+            if error.status == 404 and _is_missing_resource_type(error):
+                raise _missing_api(kind) from error
+            raise
+
+    def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
+        try:
+            self._call("DELETE", kind.path(namespace, name), body={"propagationPolicy": "Background"})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "PATCH", FASTAPIAPP.path(namespace, name) + "/status", body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def post_event(self, app_body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        metadata = app_body["metadata"]
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                "namespace": metadata["namespace"], "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": OPERATOR_NAME},
+            "reportingComponent": OPERATOR_NAME,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._call("POST", EVENT.path(metadata["namespace"]), body=event)
+
+
+def api_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body or "{}").get("message") or str(error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+def load_api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current kubeconfig context."""
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()

@@ -1,0 +1,41 @@
+"""Pure rendering: a FastAPIApp and the operator's settings in, the manifests of its children out.
+No API calls here; `reconcile.py` applies what this returns and `fastapi-operator render` prints it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import FastAPIApp
+from ..settings import Settings
+from .autoscaler import render_autoscaler
+from .deployment import render_deployment
+from .ingress import render_ingresses
+from .issuer import render_cluster_issuer
+from .middleware import render_traefik_middlewares
+from .networkpolicy import render_network_policy
+from .plan import Plan, plan_app
+from .service import render_service
+
+
+@dataclass(frozen=True)
+class Rendered:
+    plan: Plan
+    # In the order they are applied: what others refer to comes first.
+    manifests: list[dict[str, Any]]
+
+
+def render_app(app: FastAPIApp, settings: Settings) -> Rendered:
+    plan = plan_app(app, settings)
+    manifests: list[dict[str, Any]] = []
+    if plan.acme is not None and plan.ingress_class is not None:
+        manifests.append(render_cluster_issuer(plan.acme, plan.ingress_class))
+    manifests += render_traefik_middlewares(app, plan)
+    manifests.append(render_service(app))
+    manifests.append(render_deployment(app, plan))
+    manifests += render_ingresses(app, plan)
+    if app.spec.ingress is not None:
+        manifests.append(render_network_policy(app, plan))
+    if app.spec.autoscaling is not None:
+        manifests.append(render_autoscaler(app))
+    return Rendered(plan, manifests)

@@ -1,0 +1,112 @@
+"""The Ingress: HTTPS with a cert-manager certificate, HTTP redirected to it, and the path
+prefix stripped before the request reaches the app (which gets it back as --root-path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import FastAPIApp
+from ..meta import (
+    CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION,
+    redirect_https_middleware_name,
+    strip_prefix_middleware_name,
+    tls_secret_name,
+)
+from .common import child_metadata
+from .plan import Plan
+from .service import SERVICE_PORT
+
+NGINX = "nginx.ingress.kubernetes.io/"
+TRAEFIK = "traefik.ingress.kubernetes.io/"
+
+
+def redirect_ingress_name(app_name: str) -> str:
+    return f"{app_name}-http-redirect"
+
+
+def traefik_middleware_ref(namespace: str, name: str) -> str:
+    return f"{namespace}-{name}@kubernetescrd"
+
+
+def _rules(app: FastAPIApp, path: str, path_type: str) -> list[dict[str, Any]]:
+    assert app.spec.ingress is not None
+    backend = {"service": {"name": app.name, "port": {"number": SERVICE_PORT}}}
+    return [
+        {"host": host, "http": {"paths": [{"path": path, "pathType": path_type, "backend": backend}]}}
+        for host in app.spec.ingress.hosts
+    ]
+
+
+def _tls(app: FastAPIApp) -> list[dict[str, Any]]:
+    assert app.spec.ingress is not None
+    return [{"hosts": list(app.spec.ingress.hosts), "secretName": tls_secret_name(app.name)}]
+
+
+def _ingress(app: FastAPIApp, plan: Plan, name: str, annotations: dict[str, str],
+             rules: list[dict[str, Any]], tls: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ingressClassName": plan.ingress_class, "rules": rules}
+    if tls:
+        spec["tls"] = _tls(app)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": child_metadata(app, name, annotations),
+        "spec": spec,
+    }
+
+
+def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
+    annotations: dict[str, str] = {}
+    if plan.root_path:
+        # /api, /api/ and /api/x reach the app as /, / and /x.
+        path, path_type = f"{plan.root_path}(/|$)(.*)", "ImplementationSpecific"
+        annotations[NGINX + "use-regex"] = "true"
+        annotations[NGINX + "rewrite-target"] = "/$2"
+        annotations[NGINX + "x-forwarded-prefix"] = plan.root_path
+    else:
+        path, path_type = "/", "Prefix"
+    if plan.tls:
+        annotations[CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION] = plan.issuer_name or ""
+        annotations[NGINX + "ssl-redirect"] = "true"
+        annotations[NGINX + "force-ssl-redirect"] = "true"
+    else:
+        annotations[NGINX + "ssl-redirect"] = "false"
+    return _ingress(app, plan, app.name, annotations, _rules(app, path, path_type), plan.tls)
+
+
+def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]]:
+    """Traefik serves a TLS router on websecure only, so the HTTP-to-HTTPS redirect needs a
+    second router: a small Ingress on the web entrypoint with a redirectScheme Middleware."""
+    path = plan.root_path or "/"
+    middlewares = []
+    if plan.root_path:
+        middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.name)))
+    annotations: dict[str, str] = {}
+    if plan.tls:
+        annotations[CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION] = plan.issuer_name or ""
+        annotations[TRAEFIK + "router.entrypoints"] = "websecure"
+        annotations[TRAEFIK + "router.tls"] = "true"
+    else:
+        annotations[TRAEFIK + "router.entrypoints"] = "web"
+    if middlewares:
+        annotations[TRAEFIK + "router.middlewares"] = ",".join(middlewares)
+    ingresses = [_ingress(app, plan, app.name, annotations, _rules(app, path, "Prefix"), plan.tls)]
+    if plan.tls:
+        redirect = traefik_middleware_ref(app.namespace, redirect_https_middleware_name(app.name))
+        redirect_annotations = {
+            TRAEFIK + "router.entrypoints": "web",
+            TRAEFIK + "router.middlewares": redirect,
+        }
+        ingresses.append(
+            _ingress(app, plan, redirect_ingress_name(app.name), redirect_annotations,
+                     _rules(app, path, "Prefix"), tls=False)
+        )
+    return ingresses
+
+
+def render_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]]:
+    if app.spec.ingress is None:
+        return []
+    if plan.ingress_flavour == "traefik":
+        return render_traefik_ingresses(app, plan)
+    return [render_nginx_ingress(app, plan)]

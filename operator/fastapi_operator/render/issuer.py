@@ -1,0 +1,31 @@
+"""The shared Let's Encrypt ClusterIssuer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..meta import LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME
+from .plan import Acme
+
+ACME_ISSUER_COMPONENT = "acme-cluster-issuer"
+
+
+def render_cluster_issuer(acme: Acme, ingress_class: str) -> dict[str, Any]:
+    """Cluster-scoped objects can't have namespaced owners, so no ownerReferences: the
+    reconciler deletes the issuer when no FastAPIApp needs it any more."""
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {
+            "name": acme.issuer_name,
+            "labels": {LABEL_MANAGED_BY: OPERATOR_NAME, LABEL_COMPONENT: ACME_ISSUER_COMPONENT},
+        },
+        "spec": {
+            "acme": {
+                "server": acme.server,
+                "email": acme.email,
+                "privateKeySecretRef": {"name": acme.issuer_name},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+            }
+        },
+    }

@@ -1,0 +1,29 @@
+"""The NetworkPolicy that makes trusting forwarded headers safe: only the ingress controller's
+namespace reaches the app's pods, so no other pod can forge X-Forwarded-For or -Proto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import FastAPIApp
+from ..meta import selector_labels
+from .common import child_metadata
+from .plan import Plan
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def render_network_policy(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": child_metadata(app),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(app.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: plan.ingress_namespace}}}],
+                "ports": [{"port": app.spec.port, "protocol": "TCP"}],
+            }],
+        },
+    }

@@ -1,0 +1,91 @@
+"""Decisions shared by several manifests, made once from the spec and the operator's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api import FastAPIApp
+from ..errors import InvalidSpec
+from ..meta import acme_cluster_issuer_name
+from ..settings import Settings
+
+ACME_SERVERS = {
+    "production": "https://acme-v02.api.letsencrypt.org/directory",
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+# Connections from anywhere but the pod itself: with no Ingress there is no proxy to trust.
+NO_PROXY_TRUSTED = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Acme:
+    environment: str
+    email: str
+    issuer_name: str
+
+    @property
+    def server(self) -> str:
+        return ACME_SERVERS[self.environment]
+
+
+@dataclass(frozen=True)
+class Plan:
+    ingress_class: str | None
+    ingress_flavour: str | None  # "nginx" or "traefik"
+    ingress_namespace: str
+    tls: bool
+    issuer_name: str | None  # the ClusterIssuer the Ingress annotation names
+    acme: Acme | None  # set when the operator manages that ClusterIssuer
+    forwarded_allow_ips: str
+    root_path: str | None  # the prefix, when it is not "/"
+    url: str | None
+
+    @property
+    def referenced_issuer(self) -> str | None:
+        """A ClusterIssuer the user named, which must exist and is never edited."""
+        return self.issuer_name if self.acme is None else None
+
+
+def ingress_flavour(ingress_class: str) -> str:
+    """Traefik strips prefixes with a Middleware; every other class gets ingress-nginx annotations."""
+    return "traefik" if "traefik" in ingress_class else "nginx"
+
+
+def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
+    ingress = app.spec.ingress
+    if ingress is None:
+        return Plan(None, None, settings.ingress_namespace, False, None, None, NO_PROXY_TRUSTED, None, None)
+
+    ingress_class = ingress.class_name or settings.ingress_class
+    tls = app.spec.tls.enabled
+    acme = None
+    issuer_name = None
+    if tls and app.spec.tls.cluster_issuer:
+        issuer_name = app.spec.tls.cluster_issuer
+    elif tls:
+        requested = app.spec.tls.acme
+        email = (requested.email if requested else None) or settings.acme_email
+        environment = (requested.environment if requested else None) or settings.acme_environment
+        if not email:
+            raise InvalidSpec(
+                "spec.tls.acme.email is not set and the operator has no default ACME email: "
+                "set spec.tls.acme.email, set spec.tls.clusterIssuer to an existing ClusterIssuer, "
+                "or set spec.tls.enabled to false"
+            )
+        issuer_name = acme_cluster_issuer_name(environment, email, ingress_class)
+        acme = Acme(environment, email, issuer_name)
+
+    root_path = ingress.path if ingress.path != "/" else None
+    scheme = "https" if tls else "http"
+    return Plan(
+        ingress_class=ingress_class,
+        ingress_flavour=ingress_flavour(ingress_class),
+        ingress_namespace=settings.ingress_namespace,
+        tls=tls,
+        issuer_name=issuer_name,
+        acme=acme,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        root_path=root_path,
+        url=f"{scheme}://{ingress.hosts[0]}{root_path or ''}",
+    )

@@ -1,0 +1,46 @@
+"""Operator settings: environment variables FASTAPI_OPERATOR_<NAME>, or the matching
+`fastapi-operator run --<name>` flags. Every setting has a default."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FASTAPI_OPERATOR_", frozen=True)
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch, comma-separated; empty watches all.",
+    )
+    ingress_class: str = Field("nginx", description="IngressClass when spec.ingress.className is absent.")
+    ingress_namespace: str = Field(
+        "ingress-nginx",
+        description="Namespace of the ingress controller: the only one the NetworkPolicy lets in.",
+    )
+    acme_email: str | None = Field(None, description="ACME email when spec.tls.acme.email is absent.")
+    acme_environment: Literal["production", "staging"] = Field(
+        "production", description="Let's Encrypt environment when spec.tls.acme.environment is absent."
+    )
+    forwarded_allow_ips: str = Field(
+        "*",
+        description=(
+            "--forwarded-allow-ips for apps behind the Ingress. '*' is safe because the "
+            "rendered NetworkPolicy admits only the ingress controller's namespace; narrow it "
+            "to the controller's pod CIDR if your CNI does not enforce NetworkPolicy."
+        ),
+    )
+    resync_seconds: float = Field(300, gt=0, description="Period of the full resync of every app.")
+    log_format: Literal["text", "json"] = Field("text", description="text or json (one event a line).")
+    liveness_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz.")
+    workers: int = Field(4, ge=1, description="Apps reconciled at once.")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,75 @@
+"""A per-app work queue: one reconcile of an app at a time, events during a reconcile coalesced
+into one more run, and failures retried with capped exponential backoff. A slow or failing app
+holds one worker at most, so it never delays the others by more than that."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, Hashable
+
+log = logging.getLogger("fastapi_operator.workqueue")
+
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
+
+
+def backoff_seconds(failures: int) -> float:
+    return min(BACKOFF_FIRST_SECONDS * 2 ** max(failures - 1, 0), BACKOFF_MAX_SECONDS)
+
+
+class WorkQueue:
+    def __init__(self, process: Callable[[Hashable], Awaitable[bool]], workers: int) -> None:
+        """`process(key)` returns True when the key should be retried with backoff."""
+        self._process = process
+        self._workers = workers
+        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._queued: set[Hashable] = set()
+        self._active: set[Hashable] = set()
+        self._dirty: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, key: Hashable) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def join(self) -> None:
+        """Until nothing is queued or running (for tests and benchmarks)."""
+        while self._queued or self._active:
+            await asyncio.sleep(0.01)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                retry = await self._process(key)
+            except Exception:
+                log.exception("reconcile failed unexpectedly", extra={"key": str(key)})
+                retry = True
+            finally:
+                self._active.discard(key)
+            if retry:
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                self.add_after(key, backoff_seconds(failures))
+            else:
+                self._failures.pop(key, None)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.add(key)

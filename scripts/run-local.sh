@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make run`: the local control plane, the CRDs, the operator in the background, the examples
+# applied, and `kubectl get fapp`. `make down` stops the operator and the control plane.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state=${FASTAPI_OPERATOR_CLUSTER_DIR:-$PWD/.cluster}
+export FASTAPI_OPERATOR_CLUSTER_DIR=$state
+
+if [[ ${1:-} == down ]]; then
+  if [[ -f "$state/operator.pid" ]]; then
+    kill "$(cat "$state/operator.pid")" 2>/dev/null || true
+    rm -f "$state/operator.pid"
+  fi
+  .venv/bin/python tests/controlplane/cluster.py down
+  exit 0
+fi
+
+kubeconfig=$(.venv/bin/python tests/controlplane/cluster.py up)
+bin=$(cat "$state/bin")
+kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+if [[ ! -f "$state/operator.pid" ]] || ! kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
+  KUBECONFIG="$state/operator.kubeconfig" nohup .venv/bin/fastapi-operator run \
+    >"$state/logs/operator.log" 2>&1 &
+  echo $! >"$state/operator.pid"
+fi
+
+kubectl create namespace examples --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply -n examples -f examples/hello/fastapiapp.yaml -f examples/hello/fastapiapp-full.yaml
+# The Certificate stays pending here (no cert-manager controller), so wait for Available, not Ready.
+kubectl wait -n examples --for=condition=Available --timeout=60s fapp --all
+kubectl get fapp -A
+cat <<MSG
+
+The operator is running (log: $state/logs/operator.log).
+  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH
+  kubectl get fapp,deploy,svc,ingress,networkpolicy,hpa -n examples
+Stop everything with: make down
+MSG

@@ -1,0 +1,94 @@
+"""FastAPIApp manifests shared by the unit tests (pydantic) and the integration tests (the API
+server), so both are held to accepting and rejecting the very same documents."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi_operator.api import API_VERSION, KIND
+
+
+def app_manifest(name: str = "hello", namespace: str = "shop", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": "registry.example.com/shop/hello:1.4.2", **spec},
+    }
+
+
+FULL_SPEC: dict[str, Any] = {
+    "image": "registry.example.com/shop/hello:1.4.2",
+    "app": "app/main.py",
+    "port": 8000,
+    "replicas": 2,
+    "resources": {"requests": {"cpu": "250m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}},
+    "env": [{"name": "GREETING", "value": "hi"},
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}],
+    "envFrom": [{"configMapRef": {"name": "hello-config"}}],
+    "preStart": [{"name": "migrate", "command": ["alembic", "upgrade", "head"]}],
+    "healthPath": "/health",
+    "ingress": {"hosts": ["hello.example.com"], "path": "/api", "className": "nginx"},
+    "tls": {"enabled": True, "acme": {"email": "ops@example.com", "environment": "production"}},
+    "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
+}
+
+
+def full_manifest(name: str = "hello", namespace: str = "shop") -> dict[str, Any]:
+    manifest = app_manifest(name, namespace)
+    manifest["spec"] = copy.deepcopy(FULL_SPEC)
+    return manifest
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """FULL_SPEC with one field (dotted path under spec) replaced; None removes it."""
+    spec = copy.deepcopy(FULL_SPEC)
+    *parents, leaf = path.split(".")
+    node = spec
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if value is None:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return spec
+
+
+# (id, spec, the field the error must name)
+INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
+    ("image-missing", _with("image", None), "image"),
+    ("image-empty", _with("image", ""), "image"),
+    ("port-zero", _with("port", 0), "port"),
+    ("port-too-high", _with("port", 70000), "port"),
+    ("replicas-negative", _with("replicas", -1), "replicas"),
+    ("unknown-field", {**FULL_SPEC, "workers": 4}, "workers"),
+    ("path-without-slash", _with("ingress.path", "api"), "path"),
+    ("path-trailing-slash", _with("ingress.path", "/api/"), "path"),
+    ("path-regex", _with("ingress.path", "/api(.*)"), "path"),
+    ("hosts-empty", _with("ingress.hosts", []), "hosts"),
+    ("host-not-dns", _with("ingress.hosts", ["Hello_World.example.com"]), "hosts"),
+    ("host-wildcard", _with("ingress.hosts", ["*.example.com"]), "hosts"),
+    ("acme-and-cluster-issuer", _with("tls.clusterIssuer", "my-issuer"), "acme"),
+    ("acme-email-not-address", _with("tls.acme.email", "ops-at-example"), "email"),
+    ("acme-environment-unknown", _with("tls.acme.environment", "testing"), "environment"),
+    ("min-above-max", _with("autoscaling.minReplicas", 20), "minReplicas"),
+    ("max-replicas-missing", _with("autoscaling.maxReplicas", None), "maxReplicas"),
+    ("cpu-target-above-100", _with("autoscaling.targetCPUUtilizationPercentage", 150), "targetCPUUtilizationPercentage"),
+    ("quantity-garbage", _with("resources.limits.memory", "lots"), "memory"),
+    ("prestart-name-not-dns", _with("preStart.0.name", "Migrate_DB"), "name"),
+    ("prestart-command-empty", _with("preStart.0.command", []), "command"),
+    ("env-name-missing", _with("env.0.name", None), "name"),
+    ("health-path-relative", _with("healthPath", "health"), "healthPath"),
+]
+
+VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
+    ("minimal", {"image": "hello:1"}),
+    ("full", copy.deepcopy(FULL_SPEC)),
+    ("cluster-issuer", _with("tls", {"clusterIssuer": "my-issuer"})),
+    ("tls-disabled", _with("tls", {"enabled": False})),
+    ("import-string", _with("app", "app.main:app")),
+    ("integer-quantities", _with("resources", {"requests": {"cpu": 1, "memory": "1Gi"}})),
+    ("custom-command", _with("command", ["uvicorn", "app.main:app"])),
+    ("traefik", _with("ingress.className", "traefik")),
+]

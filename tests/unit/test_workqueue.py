@@ -1,0 +1,75 @@
+"""The work queue: one reconcile per app at a time, coalesced events, capped backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi_operator.workqueue import BACKOFF_MAX_SECONDS, WorkQueue, backoff_seconds
+
+
+async def test_events_during_a_reconcile_coalesce_into_one_more_run():
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def process(key):
+        runs.append(key)
+        if len(runs) == 1:
+            await release.wait()
+        return False
+
+    queue = WorkQueue(process, workers=2)
+    queue.start()
+    queue.add("a")
+    await asyncio.sleep(0.02)
+    for _ in range(5):
+        queue.add("a")
+    release.set()
+    await asyncio.sleep(0.05)
+    await queue.join()
+    await queue.stop()
+    assert runs == ["a", "a"]
+
+
+async def test_a_stuck_app_does_not_block_the_others():
+    done: list[str] = []
+    stuck = asyncio.Event()
+
+    async def process(key):
+        if key == "slow":
+            await stuck.wait()
+        done.append(key)
+        return False
+
+    queue = WorkQueue(process, workers=2)
+    queue.start()
+    queue.add("slow")
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    await asyncio.sleep(0.05)
+    assert done == ["a", "b", "c"]
+    stuck.set()
+    await queue.join()
+    await queue.stop()
+
+
+async def test_failures_are_retried_and_a_crash_does_not_kill_the_worker():
+    attempts: list[int] = []
+
+    async def process(key):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("boom")
+        return False
+
+    queue = WorkQueue(process, workers=1)
+    queue.start()
+    queue.add("a")
+    await asyncio.sleep(backoff_seconds(1) + 0.2)
+    await queue.join()
+    await queue.stop()
+    assert len(attempts) == 2
+
+
+def test_backoff_doubles_and_is_capped():
+    assert [backoff_seconds(n) for n in (1, 2, 3)] == [1, 2, 4]
+    assert backoff_seconds(30) == BACKOFF_MAX_SECONDS
