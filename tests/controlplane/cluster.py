@@ -205,11 +205,23 @@ def up() -> Path:
         "--authorization-mode", "RBAC",
         "--allow-privileged=true",
         "--profiling=false",
+        # The kubernetes Service's endpoints may not be loopback; nothing here needs them.
+        "--endpoint-reconciler-type=none",
     ], state)
     write_kubeconfig(kubeconfig, server, pki, "admin")
     write_kubeconfig(state / "operator.kubeconfig", server, pki, "operator")
     wait_until("kube-apiserver", lambda: apiserver_ready(server, pki))
     log(f"kube-apiserver ready on {server} after {time.monotonic() - started:.1f}s")
+
+    # Before the controller manager starts, so its garbage collector knows FastAPIApps from the
+    # first moment instead of after its next discovery pass. The CRDs are large (cert-manager's
+    # exceed the client-side apply annotation limit), hence server-side.
+    kubectl(kubeconfig, bin_dir, "apply", "--server-side", "--force-conflicts", "-f", str(manifests / "crds"))
+    kubectl(kubeconfig, bin_dir, "apply", "--server-side", "--force-conflicts", "-f", str(OPERATOR_CRD))
+    kubectl(kubeconfig, bin_dir, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # Established is not yet served: the first lists answer 429 "storage is (re)initializing".
+    wait_until("the CRDs to be served", lambda: kubectl(
+        kubeconfig, bin_dir, "get", "fastapiapps,certificates,clusterissuers,middlewares", "-A", "-o", "name") is not None)
 
     start("kube-controller-manager", [
         str(bin_dir / "kube-controller-manager"), "--kubeconfig", str(kubeconfig),
@@ -232,10 +244,6 @@ def up() -> Path:
 
     kubectl(kubeconfig, bin_dir, "apply", "-f", "-",
             stdin="\n---\n".join(json.dumps(fake_node(i)) for i in range(NODE_COUNT)))
-    # The CRDs are large (cert-manager's exceed the client-side apply annotation limit).
-    kubectl(kubeconfig, bin_dir, "apply", "--server-side", "--force-conflicts", "-f", str(manifests / "crds"))
-    kubectl(kubeconfig, bin_dir, "apply", "--server-side", "--force-conflicts", "-f", str(OPERATOR_CRD))
-    kubectl(kubeconfig, bin_dir, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     wait_until("the fake nodes", lambda: kubectl(
         kubeconfig, bin_dir, "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}"
     ).split() == ["True"] * NODE_COUNT)

@@ -1,0 +1,141 @@
+"""b) to f) and k): an app from `kubectl apply` to garbage collection."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi_operator.kube import (
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, NETWORK_POLICY, SERVICE,
+)
+from tests.integration.conftest import condition, eventually
+from tests.manifests import app_manifest, full_manifest
+
+NAMESPACED_CHILDREN = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER)
+
+
+def issuer_name(cluster, namespace, name):
+    return cluster.get(INGRESS, namespace, name)["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+
+
+def test_kubectl_apply_of_a_full_app_creates_every_child_with_owner_references(cluster, namespace, report):
+    started = time.monotonic()
+    cluster.apply(full_manifest("hello", namespace))
+    children = eventually(lambda: all(cluster.get(k, namespace, "hello") for k in NAMESPACED_CHILDREN)
+                          and [cluster.get(k, namespace, "hello") for k in NAMESPACED_CHILDREN],
+                          timeout=30, message="all five namespaced children")
+    elapsed = time.monotonic() - started
+    report("b) kubectl apply to all children created", f"{elapsed:.2f}s")
+
+    uid = cluster.app(namespace, "hello")["metadata"]["uid"]
+    for child in children:
+        refs = child["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp", "name": "hello",
+                         "uid": uid, "controller": True, "blockOwnerDeletion": True}], child["kind"]
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "fastapi-operator"
+    issuer = cluster.get(CLUSTER_ISSUER, None, issuer_name(cluster, namespace, "hello"))
+    assert issuer["spec"]["acme"]["email"] == "ops@example.com"
+    assert "ownerReferences" not in issuer["metadata"]
+    command = children[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--root-path") + 1] == "/api"
+
+
+def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_ready(cluster, namespace):
+    manifest = full_manifest("shop", namespace)
+    del manifest["spec"]["autoscaling"]
+    cluster.apply(manifest)
+    app = eventually(lambda: condition(cluster.app(namespace, "shop"), "Available").get("status") == "True"
+                     and cluster.app(namespace, "shop"), message="Available=True")
+    assert app["status"]["readyReplicas"] == 2
+    assert app["status"]["url"] == "https://hello.example.com/api"
+    assert condition(app, "CertificateReady")["status"] == "Unknown"
+    assert condition(app, "Ready")["status"] == "False"
+    columns = cluster.kubectl("get", "fapp", "shop", "-n", namespace).stdout
+    assert "https://hello.example.com/api" in columns and "2/2" in columns
+
+    # Simulating cert-manager, here and only here: ingress-shim's Certificate, then its Ready status.
+    ingress = cluster.get(INGRESS, namespace, "shop")
+    certificate = {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "shop-tls", "namespace": namespace, "ownerReferences": [{
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "shop",
+            "uid": ingress["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"secretName": "shop-tls", "dnsNames": ["hello.example.com"],
+                 "issuerRef": {"kind": "ClusterIssuer", "name": issuer_name(cluster, namespace, "shop")}},
+    }
+    cluster.apply(certificate)
+    cluster.kube._call("PATCH", CERTIFICATE.path(namespace, "shop-tls") + "/status",
+                       content_type="application/merge-patch+json",
+                       body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                                                        "message": "Certificate is up to date and has not expired",
+                                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    app = eventually(lambda: condition(cluster.app(namespace, "shop"), "Ready").get("status") == "True"
+                     and cluster.app(namespace, "shop"), timeout=10, message="Ready=True")
+    assert condition(app, "CertificateReady")["reason"] == "CertificateIssued"
+    assert "True" in cluster.kubectl("get", "fapp", "shop", "-n", namespace).stdout
+
+
+def test_an_image_change_rolls_the_deployment_and_status_follows_the_generation(cluster, namespace):
+    cluster.apply(app_manifest("roll", namespace, image="hello:1", replicas=2))
+    eventually(lambda: condition(cluster.app(namespace, "roll"), "Available").get("status") == "True")
+    cluster.apply(app_manifest("roll", namespace, image="hello:2", replicas=2))
+
+    def rolled():
+        app = cluster.app(namespace, "roll")
+        deployment = cluster.get(DEPLOYMENT, namespace, "roll")
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return (image == "hello:2" and app["metadata"]["generation"] == 2
+                and app["status"]["observedGeneration"] == 2
+                and condition(app, "Available") == {**condition(app, "Available"), "status": "True",
+                                                    "observedGeneration": 2}
+                and deployment["status"].get("updatedReplicas") == 2)
+
+    eventually(rolled, message="rolled to hello:2 with observedGeneration 2")
+    revisions = cluster.kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
+    assert len(revisions) == 2
+
+
+def test_drift_is_repaired_within_five_seconds(cluster, namespace, report):
+    cluster.apply(app_manifest("drift", namespace, replicas=2))
+    eventually(lambda: cluster.get(SERVICE, namespace, "drift") and cluster.get(DEPLOYMENT, namespace, "drift"))
+    time.sleep(1)
+
+    cluster.kubectl("scale", "deployment/drift", "-n", namespace, "--replicas=5")
+    started = time.monotonic()
+    eventually(lambda: cluster.get(DEPLOYMENT, namespace, "drift")["spec"]["replicas"] == 2, timeout=5,
+               message="replicas put back to 2")
+    report("e) hand-edited replicas repaired in", f"{time.monotonic() - started:.2f}s")
+
+    uid = cluster.get(SERVICE, namespace, "drift")["metadata"]["uid"]
+    cluster.kubectl("delete", "service/drift", "-n", namespace)
+    started = time.monotonic()
+    eventually(lambda: (cluster.get(SERVICE, namespace, "drift") or {}).get("metadata", {}).get("uid") not in (None, uid),
+               timeout=5, message="Service recreated")
+    report("e) deleted Service recreated in", f"{time.monotonic() - started:.2f}s")
+
+
+def test_deleting_the_app_collects_every_child_and_the_last_user_takes_the_shared_issuer(cluster, namespace):
+    cluster.apply(full_manifest("first", namespace), full_manifest("second", namespace))
+    eventually(lambda: all(cluster.get(k, namespace, n) for k in NAMESPACED_CHILDREN for n in ("first", "second")))
+    shared = issuer_name(cluster, namespace, "first")
+    assert issuer_name(cluster, namespace, "second") == shared
+
+    cluster.kubectl("delete", "fapp", "first", "-n", namespace)
+    eventually(lambda: not any(cluster.get(k, namespace, "first") for k in NAMESPACED_CHILDREN),
+               message="first's children garbage-collected")
+    time.sleep(2)
+    assert cluster.get(CLUSTER_ISSUER, None, shared) is not None, "the issuer went while second still uses it"
+
+    cluster.kubectl("delete", "fapp", "second", "-n", namespace)
+    eventually(lambda: not any(cluster.get(k, namespace, "second") for k in NAMESPACED_CHILDREN))
+    eventually(lambda: cluster.get(CLUSTER_ISSUER, None, shared) is None, message="issuer deleted with its last user")
+
+
+def test_kubectl_scale_changes_the_deployments_replicas(cluster, namespace):
+    cluster.apply(app_manifest("scaled", namespace, replicas=1))
+    eventually(lambda: cluster.get(DEPLOYMENT, namespace, "scaled"))
+    cluster.kubectl("scale", "fapp/scaled", "-n", namespace, "--replicas=3")
+    eventually(lambda: cluster.get(DEPLOYMENT, namespace, "scaled")["spec"]["replicas"] == 3,
+               message="Deployment scaled to 3")
+    eventually(lambda: cluster.app(namespace, "scaled")["status"].get("readyReplicas") == 3)
+    scale = cluster.kubectl("get", "--raw", f"/apis/fastapi-operator.dev/v1alpha1/namespaces/{namespace}/fastapiapps/scaled/scale").stdout
+    assert '"replicas":3' in scale.replace(" ", "")
