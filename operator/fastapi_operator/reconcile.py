@@ -182,16 +182,22 @@ class Reconciler:
 
     def _post_events(self, body: dict[str, Any], outcome: Outcome) -> None:
         metadata = body["metadata"]
-        for change in outcome.changes:
+        events = [("Normal", change.split(" ", 1)[0], change) for change in outcome.changes]
+        for _, _, change in events:
             log.info(change, extra=app_context(metadata))
-            self.kube.post_event(body, "Normal", change.split(" ", 1)[0], change)
-        if outcome.error is None:
-            return
         # One Warning per distinct problem, not one per retry: the condition already holds it.
         previous = next((c for c in body.get("status", {}).get("conditions", []) if c.get("type") == RECONCILED), {})
-        if previous.get("reason") != outcome.error.reason or previous.get("message") != outcome.error.message:
-            log.warning(outcome.error.message, extra={**app_context(metadata), "reason": outcome.error.reason})
-            self.kube.post_event(body, "Warning", outcome.error.reason, outcome.error.message)
+        error = outcome.error
+        if error is not None and (previous.get("reason"), previous.get("message")) != (error.reason, error.message):
+            log.warning(error.message, extra={**app_context(metadata), "reason": error.reason})
+            events.append(("Warning", error.reason, error.message))
+        for event_type, reason, message in events:
+            try:
+                self.kube.post_event(body, event_type, reason, message)
+            except ApiException as failure:
+                # Events are a courtesy: a terminating namespace refuses them, and that must
+                # not fail the reconcile that the status already reports.
+                log.info(f"Event not recorded: {api_message(failure)}", extra=app_context(metadata))
 
     def _write_status(self, body: dict[str, Any], outcome: Outcome, *, deployment: dict[str, Any] | None,
                       certificate: dict[str, Any] | None, tls: bool, url: str | None) -> None:
@@ -205,7 +211,12 @@ class Reconciler:
             return
         # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
         patch = {**{key: None for key in old if key not in new}, **new}
-        result = self.kube.patch_status(metadata["namespace"], metadata["name"], patch)
+        try:
+            result = self.kube.patch_status(metadata["namespace"], metadata["name"], patch)
+        except ApiException as error:
+            if error.status == 404:  # deleted while we reconciled: nothing to report on
+                return
+            raise
         outcome.status_resource_version = result["metadata"]["resourceVersion"]
 
     def list_apps(self) -> list[dict[str, Any]]:

@@ -228,9 +228,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     process = funcargs.get("operator")
     if process is None:
         return
-    report.sections.append(("operator log (tail)", process.log_tail(80)))
+    report.sections.append(("operator log (tail)", process.log_tail(40)))
     logs = process.cluster.logs
     if logs and logs.is_dir():
-        for path in sorted(logs.glob("kube-*.log")):
-            tail = "".join(path.read_text(errors="replace").splitlines(True)[-20:])
-            report.sections.append((f"{path.name} (tail)", tail))
+        for path in sorted(logs.glob("*.log")):
+            errors = [line for line in path.read_text(errors="replace").splitlines(True)
+                      if line.startswith("E") and "extension-apiserver-authentication" not in line]
+            report.sections.append((f"{path.name}: last errors (whole log in {logs})", "".join(errors[-10:])))
