@@ -1,0 +1,227 @@
+"""The data path, with no cluster: a FastAPI app started with exactly the command that
+`fastapi-operator render` produces, behind a real TLS-terminating nginx configured from the
+rendered Ingress (its regex path, rewrite target and forwarded headers).
+
+This is FastAPI's deployment guide checked end to end: the app sees https and the client's
+address through the proxy, redirects stay on https under the prefix, /docs finds its
+openapi.json under the prefix, and a client that is not the proxy cannot forge any of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.datapath
+
+PREFIX = "/api"
+PROXY_ADDRESS = "127.0.0.1"  # nginx connects to the app from here: the one trusted address
+CLIENT_ADDRESS = "127.0.0.3"  # a browser, as nginx sees it
+FORGER_ADDRESS = "127.0.0.2"  # a pod that talks to the app directly
+NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
+
+APP_SOURCE = '''
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+
+@app.get("/health")
+def health():
+    return {"ok": True}
+
+
+@app.get("/items/")
+def items():
+    return ["apple"]
+
+
+@app.get("/echo")
+def echo(request: Request):
+    return {"scheme": request.url.scheme, "client": request.client.host,
+            "root_path": request.scope.get("root_path"), "url": str(request.url)}
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
+
+
+def render(tmp: Path, port: int) -> list[dict[str, Any]]:
+    manifest = {
+        "apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp",
+        "metadata": {"name": "hello", "namespace": "shop"},
+        "spec": {"image": "hello:1", "port": port, "healthPath": "/health",
+                 "ingress": {"hosts": ["localhost"], "path": PREFIX, "className": "nginx"},
+                 "tls": {"acme": {"email": "ops@example.com"}}},
+    }
+    (tmp / "app.yaml").write_text(yaml.safe_dump(manifest))
+    result = subprocess.run(
+        [sys.executable, "-m", "fastapi_operator.cli", "render", "-f", str(tmp / "app.yaml"),
+         "--forwarded-allow-ips", PROXY_ADDRESS],
+        capture_output=True, text=True, check=True)
+    return list(yaml.safe_load_all(result.stdout))
+
+
+def nginx_config(tmp: Path, ingress: dict[str, Any], https_port: int, http_port: int, app_port: int) -> str:
+    """What ingress-nginx generates for the rendered Ingress, reduced to the parts on the data path."""
+    annotations = ingress["metadata"]["annotations"]
+    path = ingress["spec"]["rules"][0]["http"]["paths"][0]["path"]
+    rewrite = annotations[NGINX_PREFIX + "rewrite-target"]
+    assert annotations[NGINX_PREFIX + "use-regex"] == "true"
+    assert annotations[NGINX_PREFIX + "force-ssl-redirect"] == "true"
+    return textwrap.dedent(f"""
+        pid {tmp}/nginx.pid;
+        error_log {tmp}/nginx-error.log info;
+        events {{}}
+        http {{
+            access_log {tmp}/nginx-access.log;
+            client_body_temp_path {tmp}/body;
+            proxy_temp_path {tmp}/proxy;
+            fastcgi_temp_path {tmp}/fastcgi;
+            uwsgi_temp_path {tmp}/uwsgi;
+            scgi_temp_path {tmp}/scgi;
+            server {{
+                listen 127.0.0.1:{http_port};
+                return 308 https://$host:{https_port}$request_uri;
+            }}
+            server {{
+                listen 127.0.0.1:{https_port} ssl;
+                server_name localhost;
+                ssl_certificate {tmp}/tls.crt;
+                ssl_certificate_key {tmp}/tls.key;
+                location ~* "^{path}" {{
+                    rewrite "(?i){path}" {rewrite} break;
+                    proxy_set_header Host $http_host;
+                    proxy_set_header X-Forwarded-For $remote_addr;
+                    proxy_set_header X-Forwarded-Proto $scheme;
+                    proxy_set_header X-Forwarded-Host $http_host;
+                    proxy_set_header X-Forwarded-Prefix {annotations[NGINX_PREFIX + "x-forwarded-prefix"]};
+                    proxy_pass http://{PROXY_ADDRESS}:{app_port};
+                }}
+            }}
+        }}
+        """)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        message = "data-path test needs nginx (Debian package nginx; `make setup` installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        print(f"\n*** SKIPPED: {message} ***", file=sys.stderr)
+        pytest.skip(message)
+
+    tmp = tmp_path_factory.mktemp("datapath")
+    app_port, https_port, http_port = free_port(), free_port(), free_port()
+    manifests = render(tmp, app_port)
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    ingress = next(m for m in manifests if m["kind"] == "Ingress")
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+
+    (tmp / "app").mkdir()
+    (tmp / "app" / "__init__.py").write_text("")
+    (tmp / "app" / "main.py").write_text(APP_SOURCE)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(tmp / "tls.key"),
+                    "-out", str(tmp / "tls.crt")], check=True, capture_output=True)
+    (tmp / "nginx.conf").write_text(nginx_config(tmp, ingress, https_port, http_port, app_port))
+
+    # `fastapi` is the console script of the test environment's fastapi-cli, as in the image.
+    executable = Path(sys.executable).parent / command[0]
+    app_log = tmp / "app.log"
+    app = subprocess.Popen([str(executable), *command[1:]], cwd=tmp, stdout=open(app_log, "wb"),
+                           stderr=subprocess.STDOUT)
+    proxy = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=open(tmp / "nginx.out", "wb"))
+    try:
+        wait_for_port(app_port, app, app_log)
+        wait_for_port(https_port, proxy, tmp / "nginx.out")
+        yield {"command": command, "app_port": app_port, "https_port": https_port, "http_port": http_port,
+               "ca": str(tmp / "tls.crt")}
+    finally:
+        for process in (proxy, app):
+            process.terminate()
+            process.wait(10)
+
+
+def browser(stack: dict[str, Any]) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=stack["ca"])
+    return httpx.Client(transport=transport, base_url=f"https://localhost:{stack['https_port']}",
+                        follow_redirects=False, timeout=10)
+
+
+def test_the_rendered_command_is_what_the_guide_says(stack):
+    command = stack["command"]
+    assert command[:2] == ["fastapi", "run"] and "--workers" not in command
+    assert command[command.index("--root-path") + 1] == PREFIX
+    assert command[command.index("--forwarded-allow-ips") + 1] == PROXY_ADDRESS
+
+
+def test_through_the_proxy_the_app_sees_https_and_the_clients_address(stack):
+    with browser(stack) as client:
+        echo = client.get(f"{PREFIX}/echo").json()
+    assert echo["scheme"] == "https"
+    assert echo["client"] == CLIENT_ADDRESS
+    assert echo["root_path"] == PREFIX
+    assert echo["url"] == f"https://localhost:{stack['https_port']}{PREFIX}/echo"
+
+
+def test_a_redirect_stays_on_https_under_the_prefix(stack):
+    with browser(stack) as client:
+        response = client.get(f"{PREFIX}/items")
+    assert response.status_code in (307, 308)
+    assert response.headers["location"] == f"https://localhost:{stack['https_port']}{PREFIX}/items/"
+
+
+def test_docs_under_the_prefix_load_openapi_json_under_the_prefix(stack):
+    with browser(stack) as client:
+        docs = client.get(f"{PREFIX}/docs")
+        assert docs.status_code == 200
+        assert f"url: '{PREFIX}/openapi.json'" in docs.text
+        schema = client.get(f"{PREFIX}/openapi.json")
+    assert schema.status_code == 200 and "/echo" in schema.json()["paths"]
+
+
+def test_plain_http_is_redirected_to_https(stack):
+    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS)
+    with httpx.Client(transport=transport, follow_redirects=False, timeout=10) as client:
+        response = client.get(f"http://localhost:{stack['http_port']}{PREFIX}/echo")
+    assert response.status_code == 308
+    assert response.headers["location"].startswith("https://")
+
+
+def test_forged_forwarded_headers_from_a_non_trusted_address_are_ignored(stack):
+    transport = httpx.HTTPTransport(local_address=FORGER_ADDRESS)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        echo = client.get(f"http://127.0.0.1:{stack['app_port']}/echo",
+                          headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}).json()
+    assert echo["scheme"] == "http"
+    assert echo["client"] == FORGER_ADDRESS

@@ -1,0 +1,90 @@
+"""i) and j): a killed operator converges, and a settled one writes nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
+from tests.integration.conftest import TEST_RESYNC_SECONDS, condition, eventually
+from tests.manifests import app_manifest, full_manifest
+
+BURST = 50
+STEADY_SECONDS = 60
+MUTATING_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+# What the operator writes. Child status subresources are excluded: their controllers
+# (Deployment, HPA) own them; the FastAPIApp's status is the operator's and is counted.
+OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "networkpolicies",
+                      "horizontalpodautoscalers", "middlewares", "clusterissuers"}
+SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def mutating_requests(metrics_text: str) -> Counter:
+    """apiserver_request_total for mutating verbs on what the operator writes, by (verb, resource, subresource)."""
+    counts: Counter = Counter()
+    for line in metrics_text.splitlines():
+        match = SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        resource, subresource = labels.get("resource"), labels.get("subresource", "")
+        if labels.get("verb") not in MUTATING_VERBS or resource not in OPERATOR_RESOURCES:
+            continue
+        if subresource and resource != "fastapiapps":
+            continue
+        counts[(labels["verb"], resource, subresource)] += float(match["value"])
+    return counts
+
+
+def test_sigkill_during_a_burst_of_creates_still_converges_without_duplicates(cluster, namespace, operator, report):
+    manifests = [app_manifest(f"burst-{i:02d}", namespace, replicas=1) for i in range(BURST)]
+    started = time.monotonic()
+    cluster.apply(*manifests[: BURST // 2])
+    time.sleep(0.5)
+    operator.kill()
+    cluster.apply(*manifests[BURST // 2:])
+    operator.start()
+    report("i) operator restart to liveness endpoint open", f"{operator.startup_seconds:.2f}s")
+
+    def converged():
+        apps = cluster.kube.list(FASTAPIAPP, namespace)
+        return len(apps) == BURST and all(condition(a, "Available").get("status") == "True" for a in apps)
+
+    eventually(converged, timeout=120, interval=0.5, message=f"all {BURST} apps Available")
+    report(f"i) {BURST} apps, operator SIGKILLed mid-burst, all Available after", f"{time.monotonic() - started:.1f}s")
+
+    uids = {a["metadata"]["name"]: a["metadata"]["uid"] for a in cluster.kube.list(FASTAPIAPP, namespace)}
+    for kind in (DEPLOYMENT, SERVICE):
+        children = cluster.kube.list(kind, namespace, "app.kubernetes.io/managed-by=fastapi-operator")
+        assert sorted(c["metadata"]["name"] for c in children) == sorted(uids), kind.kind
+        for child in children:
+            (owner,) = child["metadata"]["ownerReferences"]
+            assert owner["uid"] == uids[child["metadata"]["name"]], "orphaned or re-parented child"
+    replica_sets = cluster.kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
+    assert len(replica_sets) == BURST, "a Deployment was rolled more than once"
+
+
+def test_a_settled_operator_sends_no_mutating_request(cluster, namespace, operator, report):
+    cluster.apply(full_manifest("steady", namespace), app_manifest("plain", namespace))
+    eventually(lambda: all(condition(cluster.app(namespace, n), "Available").get("status") == "True"
+                           for n in ("steady", "plain")), message="both apps Available")
+    # Earlier tests' namespaces must finish terminating: the namespace controller's deletes
+    # land in the same counters.
+    eventually(lambda: "Terminating" not in cluster.kubectl("get", "namespaces", "--no-headers").stdout,
+               timeout=120, interval=1, message="no namespace terminating")
+    time.sleep(3)
+
+    before = mutating_requests(cluster.metrics())
+    time.sleep(STEADY_SECONDS)
+    after = mutating_requests(cluster.metrics())
+    writes = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    report(f"j) mutating requests in {STEADY_SECONDS}s of steady state (resync every {TEST_RESYNC_SECONDS}s)",
+           str(int(sum(writes.values()))))
+    assert writes == {}, f"writes while nothing changed: {writes}"
+
+    # The measurement is not blind: one spec change shows up in the same counters.
+    cluster.kubectl("patch", "fapp", "plain", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+    eventually(lambda: cluster.get(DEPLOYMENT, namespace, "plain")["spec"]["replicas"] == 2)
+    changed = mutating_requests(cluster.metrics())
+    assert changed[("APPLY", "deployments", "")] > after[("APPLY", "deployments", "")]
