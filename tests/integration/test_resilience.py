@@ -69,6 +69,11 @@ def test_a_settled_operator_sends_no_mutating_request(cluster, namespace, operat
     cluster.apply(full_manifest("steady", namespace), app_manifest("plain", namespace))
     eventually(lambda: all(condition(cluster.app(namespace, n), "Available").get("status") == "True"
                            for n in ("steady", "plain")), message="both apps Available")
+    # The autoscaler lifts "steady" from 1 to its minReplicas (2) on its own 15 s beat;
+    # that rollout is a real change, so the window starts after it.
+    eventually(lambda: cluster.app(namespace, "steady")["status"].get("replicasSummary") == "2/2"
+               and condition(cluster.app(namespace, "steady"), "Available").get("status") == "True",
+               timeout=60, interval=0.5, message="the autoscaler's scale-up done")
     # Earlier tests' namespaces must finish terminating: the namespace controller's deletes
     # land in the same counters.
     eventually(lambda: "Terminating" not in cluster.kubectl("get", "namespaces", "--no-headers").stdout,
