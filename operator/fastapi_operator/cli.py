@@ -75,9 +75,9 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _crd(args: argparse.Namespace, settings: Settings) -> int:
-    from .crd import crd_yaml
+    from .crd import chart_crd_template, crd_yaml
 
-    sys.stdout.write(crd_yaml())
+    sys.stdout.write(chart_crd_template() if args.helm_template else crd_yaml())
     return 0
 
 
@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.set_defaults(action=_render)
 
     crd = commands.add_parser("crd", help="print the FastAPIApp CustomResourceDefinition")
+    crd.add_argument("--helm-template", action="store_true", help="as the chart's template")
     crd.set_defaults(action=_crd)
 
     args = parser.parse_args(argv)

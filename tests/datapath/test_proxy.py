@@ -1,4 +1,4 @@
-"""The data path, with no cluster: a FastAPI app started with exactly the command that
+"""The data path, with no cluster: the example app started with exactly the command that
 `fastapi-operator render` produces, behind a real TLS-terminating nginx configured from the
 rendered Ingress (its regex path, rewrite target and forwarded headers).
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -31,27 +32,7 @@ CLIENT_ADDRESS = "127.0.0.3"  # a browser, as nginx sees it
 FORGER_ADDRESS = "127.0.0.2"  # a pod that talks to the app directly
 NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
 
-APP_SOURCE = '''
-from fastapi import FastAPI, Request
-
-app = FastAPI()
-
-
-@app.get("/health")
-def health():
-    return {"ok": True}
-
-
-@app.get("/items/")
-def items():
-    return ["apple"]
-
-
-@app.get("/echo")
-def echo(request: Request):
-    return {"scheme": request.url.scheme, "client": request.client.host,
-            "root_path": request.scope.get("root_path"), "url": str(request.url)}
-'''
+EXAMPLE_APP = Path(__file__).resolve().parents[2] / "examples" / "hello" / "app"
 
 
 def free_port() -> int:
@@ -146,9 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ingress = next(m for m in manifests if m["kind"] == "Ingress")
     command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
 
-    (tmp / "app").mkdir()
-    (tmp / "app" / "__init__.py").write_text("")
-    (tmp / "app" / "main.py").write_text(APP_SOURCE)
+    shutil.copytree(EXAMPLE_APP, tmp / "app")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost", "-keyout", str(tmp / "tls.key"),
                     "-out", str(tmp / "tls.crt")], check=True, capture_output=True)
@@ -173,7 +152,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def browser(stack: dict[str, Any]) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=stack["ca"])
+    transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=ssl.create_default_context(cafile=stack["ca"]))
     return httpx.Client(transport=transport, base_url=f"https://localhost:{stack['https_port']}",
                         follow_redirects=False, timeout=10)
 
@@ -208,6 +187,12 @@ def test_docs_under_the_prefix_load_openapi_json_under_the_prefix(stack):
         assert f"url: '{PREFIX}/openapi.json'" in docs.text
         schema = client.get(f"{PREFIX}/openapi.json")
     assert schema.status_code == 200 and "/echo" in schema.json()["paths"]
+
+
+def test_the_apps_own_redirect_stays_on_https_under_the_prefix(stack):
+    with browser(stack) as client:
+        response = client.get(f"{PREFIX}/go")
+    assert response.headers["location"] == f"https://localhost:{stack['https_port']}{PREFIX}/echo"
 
 
 def test_plain_http_is_redirected_to_https(stack):

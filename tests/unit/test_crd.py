@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from fastapi_operator.crd import crd_yaml, render_crd
+from fastapi_operator.crd import chart_crd_template, crd_yaml, render_crd
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "fastapiapps.fastapi-operator.dev.yaml"
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO / "crds" / "fastapiapps.fastapi-operator.dev.yaml"
+CHART_CRD_TEMPLATE = REPO / "charts" / "fastapi-operator" / "templates" / "crd.yaml"
 
 
 def schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -30,6 +32,7 @@ def spec_schema() -> dict[str, Any]:
 
 def test_committed_crd_is_the_generated_one():
     assert CRD_FILE.read_text() == crd_yaml(), "crds/ is stale: run `make crd`"
+    assert CHART_CRD_TEMPLATE.read_text() == chart_crd_template(), "the chart's CRD is stale: run `make crd`"
 
 
 def test_schema_is_structural():

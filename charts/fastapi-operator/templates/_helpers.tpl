@@ -1,0 +1,54 @@
+{{- define "fastapi-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fastapi-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "fastapi-operator.labels" -}}
+{{ include "fastapi-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "fastapi-operator.serviceAccountName" -}}
+{{- default (include "fastapi-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/* Rights on the objects the operator makes for each app, in every namespace it watches. */}}
+{{- define "fastapi-operator.namespacedRules" -}}
+- apiGroups: [fastapi-operator.dev]
+  resources: [fastapiapps]
+  verbs: [get, list, watch]
+- apiGroups: [fastapi-operator.dev]
+  resources: [fastapiapps/status]
+  verbs: [patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [traefik.io]
+  resources: [middlewares]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [cert-manager.io]
+  resources: [certificates]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}

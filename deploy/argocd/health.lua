@@ -1,0 +1,52 @@
+-- Argo CD health for fastapi-operator.dev/FastAPIApp.
+-- Healthy: Ready=True at the current generation. Degraded: Reconciled=False, or a failed
+-- rollout. Progressing: anything else, including status that lags the generation.
+local hs = {}
+local generation = obj.metadata.generation
+local status = obj.status
+if status == nil or status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local conditions = {}
+for _, condition in ipairs(status.conditions) do
+  conditions[condition.type] = condition
+end
+
+local reconciled = conditions["Reconciled"]
+if reconciled ~= nil and reconciled.status == "False" then
+  hs.status = "Degraded"
+  hs.message = (reconciled.reason or "ReconcileError") .. ": " .. (reconciled.message or "")
+  return hs
+end
+
+local available = conditions["Available"]
+if available ~= nil and available.status == "False" and available.reason == "RolloutFailed" then
+  hs.status = "Degraded"
+  hs.message = "RolloutFailed: " .. (available.message or "")
+  return hs
+end
+
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. generation
+  return hs
+end
+
+local ready = conditions["Ready"]
+if ready ~= nil and ready.status == "True" and
+    (ready.observedGeneration == nil or generation == nil or ready.observedGeneration == generation) then
+  hs.status = "Healthy"
+  hs.message = ready.message or "Ready"
+  return hs
+end
+
+hs.status = "Progressing"
+if ready ~= nil then
+  hs.message = (ready.reason or "NotReady") .. ": " .. (ready.message or "")
+else
+  hs.message = "Waiting for the Ready condition"
+end
+return hs

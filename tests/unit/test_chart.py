@@ -1,0 +1,111 @@
+"""The Helm chart, linted and rendered through Helm's Go SDK (helm-python-sdk): no cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator"
+
+
+def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(values or {}, name="fo", namespace="fastapi-operator-system")
+    return [doc for path, text in rendered.items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc]
+
+
+def of_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def rules(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for m in manifests if m["kind"] in ("ClusterRole", "Role") for rule in m["rules"]]
+
+
+def test_lint_finds_no_errors():
+    report = helm.lint(CHART, strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_default_render_has_the_crd_rbac_and_one_recreate_deployment():
+    manifests = render()
+    assert sorted({m["kind"] for m in manifests}) == [
+        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "ServiceAccount"]
+    (deployment,) = of_kind(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    for manifest in manifests:
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "fastapi-operator"
+        assert labels["app.kubernetes.io/instance"] == "fo"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_the_crd_upgrades_with_the_chart_and_is_kept_on_uninstall():
+    (crd,) = of_kind(render(), "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert of_kind(render({"crds": {"install": False}}), "CustomResourceDefinition") == []
+    assert "annotations" not in of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")[0]["metadata"]
+
+
+def test_operator_pod_is_restricted_with_a_liveness_probe_and_resources():
+    (deployment,) = of_kind(render(), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["resources"]["limits"]["memory"]
+    assert container["args"] == ["run"]
+
+
+def test_every_operator_setting_has_a_value_and_reaches_the_environment():
+    from fastapi_operator.settings import Settings
+
+    (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com"}}), "Deployment")
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env == {f"FASTAPI_OPERATOR_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_rbac_never_touches_secrets_pods_or_configmaps():
+    for manifest_rules in (rules(render()), rules(render({"operator": {"namespaces": ["shop"]}}))):
+        resources = {r for rule in manifest_rules for r in rule["resources"]}
+        assert not resources & {"secrets", "pods", "configmaps", "*"}
+        assert all("*" not in rule["verbs"] for rule in manifest_rules)
+        # Server-side apply needs patch, not create or update.
+        assert not any({"create", "update"} & set(rule["verbs"]) for rule in manifest_rules
+                       if rule["resources"] != ["events"])
+
+
+def test_watching_namespaces_grants_namespaced_rights_only_there():
+    manifests = render({"operator": {"namespaces": ["shop", "blog"]}})
+    (cluster_role,) = of_kind(manifests, "ClusterRole")
+    assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
+        "clusterissuers", "customresourcedefinitions"}
+    assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", "shop"]
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(manifests, "RoleBinding")) == ["blog", "shop"]
+
+
+@pytest.mark.parametrize("values", [
+    {"operator": {"logFormat": "xml"}},
+    {"operator": {"acmeEnvironment": "testing"}},
+    {"operator": {"namespaces": ["Not_A_Namespace"]}},
+    {"operator": {"workers": 0}},
+    {"unknownKey": True},
+])
+def test_values_schema_rejects_bad_values(values):
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError):
+        chart.validate_schema(values)
+
+
+def test_notes_point_to_the_argocd_health_check():
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render({}, name="fo", namespace="x")["fastapi-operator/templates/NOTES.txt"]
+    assert "resource.customizations.health.fastapi-operator.dev_FastAPIApp" in notes
