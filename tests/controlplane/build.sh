@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-key=$(cat "$here/go.mod" "$here/go.sum" "$here/versions.env" | sha256sum | cut -c1-16)
+key=$(cat "$here/go.mod" "$here/go.sum" "$here/versions.env" "$here/build.sh" | sha256sum | cut -c1-16)
 cache_root=${FASTAPI_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fastapi-operator}
 out="$cache_root/controlplane-$key"
 bin="$out/bin"
@@ -30,7 +30,13 @@ log() { echo "controlplane: [$((SECONDS - start))s] $*" >&2; }
 log "building Kubernetes and etcd from $here/go.mod (a cold build takes 15-25 minutes on 2 cores)"
 (
   cd "$here"
-  go build -o "$bin.partial/" \
+  # Stamp the release into the binaries, as Kubernetes' own build does: clients such as Helm
+  # check the server's version, and an unstamped build reports v0.0.0-master.
+  k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
+  minor=${k8s_version#v1.}; minor=${minor%%.*}
+  stamp="k8s.io/component-base/version"
+  ldflags="-X $stamp.gitVersion=$k8s_version -X $stamp.gitMajor=1 -X $stamp.gitMinor=$minor -X $stamp.gitTreeState=clean"
+  go build -ldflags "$ldflags" -o "$bin.partial/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \

@@ -22,7 +22,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- default (include "fastapi-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{/* Rights on the objects the operator makes for each app, in every namespace it watches. */}}
+{{/* Rights on the objects the operator makes for each app, in every namespace it watches.
+Server-side apply is a PATCH, and a PATCH that creates the object also needs create. */}}
 {{- define "fastapi-operator.namespacedRules" -}}
 - apiGroups: [fastapi-operator.dev]
   resources: [fastapiapps]
@@ -32,19 +33,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   verbs: [patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [traefik.io]
   resources: [middlewares]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [cert-manager.io]
   resources: [certificates]
   verbs: [get, list, watch]
