@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: setup test unit run down crd controlplane lint e2e-kind
+.PHONY: setup test unit run down crd lint e2e-kind
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,3 +34,10 @@ run: setup
 
 down: $(VENV)/.installed
 	scripts/run-local.sh down
+
+lint:
+	shellcheck -x scripts/*.sh tests/controlplane/build.sh .ci/run
+
+# For machines with Docker, kind, kubectl and helm; says what is missing otherwise.
+e2e-kind: $(VENV)/.installed
+	scripts/e2e-kind.sh
