@@ -7,7 +7,8 @@ import json
 import logging
 from typing import Any
 
-# `name` is taken by LogRecord itself, so the app's name travels as `app`.
+# `name` is taken by LogRecord itself, so the app's name travels as `app` and is written
+# out as `name` in JSON lines.
 _CONTEXT_FIELDS = ("namespace", "app", "reason", "key")
 
 
@@ -26,12 +27,12 @@ class JsonFormatter(logging.Formatter):
         }
         for field in _CONTEXT_FIELDS:
             if hasattr(record, field):
-                line[field] = getattr(record, field)
+                line["name" if field == "app" else field] = getattr(record, field)
         # kopf attaches the object it is handling as `k8s_ref`.
         ref = getattr(record, "k8s_ref", None)
         if isinstance(ref, dict):
             line.setdefault("namespace", ref.get("namespace"))
-            line.setdefault("app", ref.get("name"))
+            line.setdefault("name", ref.get("name"))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)

@@ -121,5 +121,4 @@ def compute_status(*, generation: int | None, url: str | None, selector: str,
 
 
 def status_changed(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
-    old = old or {}
-    return any(new.get(key) != old.get(key) for key in new) or ("url" in old and "url" not in new)
+    return new != (old or {})

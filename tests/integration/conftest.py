@@ -83,7 +83,7 @@ def _raw_get(api: client.ApiClient, path: str) -> str:
 
 
 def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
-    if shutil.which("go") is None and not Path(os.environ.get("FASTAPI_OPERATOR_CACHE", "")).is_dir():
+    if shutil.which("go") is None:
         message = ("integration tests SKIPPED: Go is not installed, so the test control plane cannot be built; "
                    "install Go 1.26 or set FASTAPI_OPERATOR_TEST_KUBECONFIG to a cluster's kubeconfig")
         if os.environ.get("CI"):
