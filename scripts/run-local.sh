@@ -20,7 +20,9 @@ bin=$(cat "$state/bin")
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 if [[ ! -f "$state/operator.pid" ]] || ! kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
-  KUBECONFIG="$state/operator.kubeconfig" nohup .venv/bin/fastapi-operator run \
+  # A free port for /healthz: 8080 is often taken on a laptop.
+  port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  KUBECONFIG="$state/operator.kubeconfig" nohup .venv/bin/fastapi-operator run --liveness-port "$port" \
     >"$state/logs/operator.log" 2>&1 &
   echo $! >"$state/operator.pid"
 fi
