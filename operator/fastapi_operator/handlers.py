@@ -45,15 +45,24 @@ class Runtime:
         return outcome.retry
 
     async def resync_forever(self) -> None:
+        # Issuers left behind by apps deleted while the operator was down go at startup.
+        await self.collect_unused_issuers()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             try:
                 apps = await asyncio.to_thread(self.reconciler.list_apps)
-                for app in apps:
-                    self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
-                await asyncio.to_thread(self.reconciler.collect_unused_issuers)
             except Exception:
-                log.exception("resync failed; trying again next period")
+                log.exception("resync could not list the apps; trying again next period")
+                continue
+            for app in apps:
+                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+            await self.collect_unused_issuers()
+
+    async def collect_unused_issuers(self) -> None:
+        try:
+            await asyncio.to_thread(self.reconciler.collect_unused_issuers)
+        except Exception:
+            log.exception("could not collect unused ClusterIssuers; trying again later")
 
 
 @kopf.on.startup()
@@ -81,7 +90,7 @@ async def app_changed(event: dict[str, Any], body: kopf.Body, namespace: str, na
     key = (namespace, name)
     if event["type"] == "DELETED":
         runtime.own_status_versions.pop(key, None)
-        await asyncio.to_thread(runtime.reconciler.collect_unused_issuers)
+        await runtime.collect_unused_issuers()
         return
     if runtime.own_status_versions.get(key) == body.metadata.get("resourceVersion"):
         return
