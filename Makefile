@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: setup test unit run down crd lint e2e-kind
+.PHONY: setup test unit run down crd lint e2e-kind bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,3 +41,7 @@ lint:
 # For machines with Docker, kind, kubectl and helm; says what is missing otherwise.
 e2e-kind: $(VENV)/.installed
 	scripts/e2e-kind.sh
+
+# Numbers, not pass/fail: render time, startup, convergence of 100 apps, steady-state requests, drift repair.
+bench: setup
+	$(PY) -m tests.benchmarks.benchmark

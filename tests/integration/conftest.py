@@ -10,76 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import yaml
-from kubernetes import client, config
 
-from fastapi_operator.kube import FASTAPIAPP, Kind, Kube
+from tests.harness import REPO, Cluster, OperatorProcess, own_control_plane
 
-REPO = Path(__file__).resolve().parents[2]
-CLUSTER_SCRIPT = REPO / "tests" / "controlplane" / "cluster.py"
 # Short, so a full resync falls inside the steady-state window of test j.
 TEST_RESYNC_SECONDS = 20
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Cluster:
-    kubeconfig: Path
-    operator_kubeconfig: Path
-    kubectl_path: str
-    logs: Path | None
-    api: client.ApiClient = field(init=False)
-    kube: Kube = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.api = config.new_client_from_config(str(self.kubeconfig))
-        self.kube = Kube(self.api)
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([self.kubectl_path, "--kubeconfig", str(self.kubeconfig), *args],
-                                input=stdin, capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
-
-    def apply(self, *manifests: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
-
-    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
-        return self.kube.get(kind, namespace, name)
-
-    def app(self, namespace: str, name: str) -> dict[str, Any]:
-        body = self.kube.get(FASTAPIAPP, namespace, name)
-        assert body is not None, f"FastAPIApp {namespace}/{name} is gone"
-        return body
-
-    def metrics(self) -> str:
-        return _raw_get(self.api, "/metrics")
-
-
-def _raw_get(api: client.ApiClient, path: str) -> str:
-    request = api.param_serialize(method="GET", resource_path=path, header_params={"Accept": "text/plain"},
-                                  auth_settings=["BearerToken"])
-    response = api.call_api(*request)
-    return response.read().decode()
 
 
 def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
@@ -90,15 +33,8 @@ def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
             pytest.fail(message.replace("SKIPPED", "cannot run on CI"))
         print(f"\n*** {message} ***", file=sys.stderr)
         pytest.skip(message)
-    state = tmp / "cluster"
-    env = {**os.environ, "FASTAPI_OPERATOR_CLUSTER_DIR": str(state)}
-    up = subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "up"], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert up.returncode == 0, "the test control plane did not come up (see stderr above)"
-        bin_dir = Path((state / "bin").read_text())
-        yield Cluster(state / "kubeconfig", state / "operator.kubeconfig", str(bin_dir / "kubectl"), state / "logs")
-    finally:
-        subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "down"], env=env)
+    with own_control_plane(tmp / "cluster") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -114,56 +50,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     yield from _own_control_plane(tmp_path_factory.mktemp("controlplane"))
 
 
-class OperatorProcess:
-    """`fastapi-operator run` as a child process, so tests can kill and restart it."""
-
-    def __init__(self, cluster: Cluster, log_path: Path) -> None:
-        self.cluster = cluster
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-        self.startup_seconds: float | None = None
-
-    def start(self) -> None:
-        port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.operator_kubeconfig),
-               "FASTAPI_OPERATOR_RESYNC_SECONDS": str(TEST_RESYNC_SECONDS),
-               "FASTAPI_OPERATOR_LIVENESS_PORT": str(port), "FASTAPI_OPERATOR_LOG_FORMAT": "json"}
-        started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "fastapi_operator.cli", "run"], env=env,
-                                        stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
-        deadline = started + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"the operator exited:\n{self.log_tail()}"
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    self.startup_seconds = time.monotonic() - started
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"the operator's liveness endpoint never opened:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "".join(self.log_path.read_text(errors="replace").splitlines(True)[-lines:])
-
-
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log", TEST_RESYNC_SECONDS)
     process.start()
     yield process
     process.stop()
@@ -175,26 +64,6 @@ def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.Fixtu
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1, message: str = "") -> Any:
-    """Poll until `check` returns something truthy without raising; return it."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except AssertionError as error:
-            last = error
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout}s: {message} (last: {last!r})")
-
-
-def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
 
 # --- Measurements the closing notes report, printed at the end of the run ---

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fastapi_operator.kube import AUTOSCALER, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, NETWORK_POLICY, SERVICE
-from tests.integration.conftest import Cluster, OperatorProcess, condition, eventually
+from tests.harness import Cluster, OperatorProcess, condition, eventually
 from tests.manifests import full_manifest
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator"

@@ -7,7 +7,7 @@ import time
 from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, NETWORK_POLICY, SERVICE,
 )
-from tests.integration.conftest import condition, eventually
+from tests.harness import condition, eventually
 from tests.manifests import app_manifest, full_manifest
 
 NAMESPACED_CHILDREN = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER)

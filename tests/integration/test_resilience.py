@@ -7,7 +7,8 @@ import time
 from collections import Counter
 
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
-from tests.integration.conftest import TEST_RESYNC_SECONDS, condition, eventually
+from tests.harness import condition, eventually
+from tests.integration.conftest import TEST_RESYNC_SECONDS
 from tests.manifests import app_manifest, full_manifest
 
 BURST = 50

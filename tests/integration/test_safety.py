@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from fastapi_operator.kube import DEPLOYMENT, SERVICE
-from tests.integration.conftest import condition, eventually
+from tests.harness import condition, eventually
 from tests.manifests import app_manifest
 
 
