@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -62,6 +64,31 @@ class Cluster:
 
     def metrics(self) -> str:
         return _raw_get(self.api, "/metrics")
+
+
+MUTATING_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+# What the operator writes. Child status subresources are excluded: their controllers
+# (Deployment, HPA) own them; the FastAPIApp's status is the operator's and is counted.
+OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "networkpolicies",
+                      "horizontalpodautoscalers", "middlewares", "clusterissuers"}
+SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def mutating_requests(metrics_text: str, verbs: set[str] = MUTATING_VERBS) -> Counter:
+    """apiserver_request_total for `verbs` on what the operator writes, by (verb, resource, subresource)."""
+    counts: Counter = Counter()
+    for line in metrics_text.splitlines():
+        match = SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        resource, subresource = labels.get("resource"), labels.get("subresource", "")
+        if labels.get("verb") not in verbs or resource not in OPERATOR_RESOURCES:
+            continue
+        if subresource and resource != "fastapiapps":
+            continue
+        counts[(labels["verb"], resource, subresource)] += float(match["value"])
+    return counts
 
 
 def _raw_get(api: client.ApiClient, path: str) -> str:

@@ -26,8 +26,9 @@ from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.render import render_app
 from fastapi_operator.settings import Settings
-from tests.harness import Cluster, OperatorProcess, condition, eventually, own_control_plane
-from tests.integration.test_resilience import MUTATING_VERBS, mutating_requests
+from tests.harness import (
+    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, mutating_requests, own_control_plane,
+)
 from tests.manifests import app_manifest, full_manifest
 
 RESYNC_SECONDS = 10

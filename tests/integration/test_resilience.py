@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
 
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
-from tests.harness import condition, eventually
+from tests.harness import condition, eventually, mutating_requests
 from tests.integration.conftest import TEST_RESYNC_SECONDS
 from tests.manifests import app_manifest, full_manifest
 
 BURST = 50
 STEADY_SECONDS = 60
-MUTATING_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
-# What the operator writes. Child status subresources are excluded: their controllers
-# (Deployment, HPA) own them; the FastAPIApp's status is the operator's and is counted.
-OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "networkpolicies",
-                      "horizontalpodautoscalers", "middlewares", "clusterissuers"}
-SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
-
-
-def mutating_requests(metrics_text: str, verbs: set[str] = MUTATING_VERBS) -> Counter:
-    """apiserver_request_total for `verbs` on what the operator writes, by (verb, resource, subresource)."""
-    counts: Counter = Counter()
-    for line in metrics_text.splitlines():
-        match = SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        resource, subresource = labels.get("resource"), labels.get("subresource", "")
-        if labels.get("verb") not in verbs or resource not in OPERATOR_RESOURCES:
-            continue
-        if subresource and resource != "fastapiapps":
-            continue
-        counts[(labels["verb"], resource, subresource)] += float(match["value"])
-    return counts
 
 
 def test_sigkill_during_a_burst_of_creates_still_converges_without_duplicates(cluster, namespace, operator, report):
