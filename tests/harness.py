@@ -74,8 +74,9 @@ OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "ne
 SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 
 
-def mutating_requests(metrics_text: str, verbs: set[str] = MUTATING_VERBS) -> Counter:
-    """apiserver_request_total for `verbs` on what the operator writes, by (verb, resource, subresource)."""
+def request_counts(metrics_text: str, verbs: set[str] = MUTATING_VERBS) -> Counter:
+    """apiserver_request_total for `verbs` (default: the mutating ones) on what the operator writes,
+    by (verb, resource, subresource)."""
     counts: Counter = Counter()
     for line in metrics_text.splitlines():
         match = SAMPLE.match(line)

@@ -27,7 +27,7 @@ from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.render import render_app
 from fastapi_operator.settings import Settings
 from tests.harness import (
-    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, mutating_requests, own_control_plane,
+    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, request_counts, own_control_plane,
 )
 from tests.manifests import app_manifest, full_manifest
 
@@ -56,7 +56,7 @@ def bench_render() -> str:
 
 
 def counters(cluster: Cluster, verbs: set[str]) -> float:
-    return sum(mutating_requests(cluster.metrics(), verbs).values())
+    return sum(request_counts(cluster.metrics(), verbs).values())
 
 
 def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:

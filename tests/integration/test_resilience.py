@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
-from tests.harness import condition, eventually, mutating_requests
+from tests.harness import condition, eventually, request_counts
 from tests.integration.conftest import TEST_RESYNC_SECONDS
 from tests.manifests import app_manifest, full_manifest
 
@@ -59,9 +59,9 @@ def test_a_settled_operator_sends_no_mutating_request(cluster, namespace, operat
     metrics_before = cluster.metrics()
     time.sleep(STEADY_SECONDS)
     metrics_after = cluster.metrics()
-    before, after = mutating_requests(metrics_before), mutating_requests(metrics_after)
+    before, after = request_counts(metrics_before), request_counts(metrics_after)
     writes = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
-    reads = sum(mutating_requests(metrics_after, {"GET"}).values()) - sum(mutating_requests(metrics_before, {"GET"}).values())
+    reads = sum(request_counts(metrics_after, {"GET"}).values()) - sum(request_counts(metrics_before, {"GET"}).values())
     apps = len(cluster.kube.list(FASTAPIAPP))
     report(f"j) mutating requests in {STEADY_SECONDS}s of steady state (resync every {TEST_RESYNC_SECONDS}s)",
            str(int(sum(writes.values()))))
@@ -71,5 +71,5 @@ def test_a_settled_operator_sends_no_mutating_request(cluster, namespace, operat
     # The measurement is not blind: one spec change shows up in the same counters.
     cluster.kubectl("patch", "fapp", "plain", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
     eventually(lambda: cluster.get(DEPLOYMENT, namespace, "plain")["spec"]["replicas"] == 2)
-    changed = mutating_requests(cluster.metrics())
+    changed = request_counts(cluster.metrics())
     assert changed[("APPLY", "deployments", "")] > after[("APPLY", "deployments", "")]
