@@ -230,11 +230,15 @@ def up() -> Path:
         "--service-account-private-key-file", str(pki / "sa.key"), "--root-ca-file", str(pki / "ca.crt"),
         "--cluster-cidr", POD_CIDR, "--service-cluster-ip-range", SERVICE_CIDR,
         "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+        # The default client rate limit (20 QPS) makes a burst of apps wait on the controller
+        # manager rather than on the operator under test.
+        "--kube-api-qps=200", "--kube-api-burst=400",
     ], state)
     start("kube-scheduler", [
         str(bin_dir / "kube-scheduler"), "--kubeconfig", str(kubeconfig),
         "--authentication-kubeconfig", str(kubeconfig), "--authorization-kubeconfig", str(kubeconfig),
         "--bind-address", "127.0.0.1", "--secure-port", str(free_port()), "--leader-elect=false",
+        "--kube-api-qps=200", "--kube-api-burst=400",
     ], state)
     start("kwok", [
         str(bin_dir / "kwok"), "--kubeconfig", str(kubeconfig), "--config", str(manifests / "kwok-stages.yaml"),
