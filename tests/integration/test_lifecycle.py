@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import yaml
+
 from fastapi_operator.kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, NETWORK_POLICY, SERVICE,
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
 )
 from tests.harness import condition, eventually
 from tests.manifests import app_manifest, full_manifest
@@ -139,3 +141,49 @@ def test_kubectl_scale_changes_the_deployments_replicas(cluster, namespace):
     eventually(lambda: cluster.app(namespace, "scaled")["status"].get("readyReplicas") == 3)
     scale = cluster.kubectl("get", "--raw", f"/apis/fastapi-operator.dev/v1alpha1/namespaces/{namespace}/fastapiapps/scaled/scale").stdout
     assert '"replicas":3' in scale.replace(" ", "")
+
+
+def test_children_the_spec_no_longer_asks_for_are_deleted_with_events(cluster, namespace):
+    manifest = full_manifest("shrink", namespace)
+    cluster.apply(manifest)
+    eventually(lambda: all(cluster.get(k, namespace, "shrink") for k in NAMESPACED_CHILDREN))
+    issuer = issuer_name(cluster, namespace, "shrink")
+
+    del manifest["spec"]["ingress"], manifest["spec"]["autoscaling"]
+    cluster.kubectl("replace", "-f", "-", stdin=yaml.safe_dump(manifest))
+    eventually(lambda: not any(cluster.get(k, namespace, "shrink") for k in (INGRESS, NETWORK_POLICY, AUTOSCALER)),
+               message="Ingress, NetworkPolicy and HPA deleted")
+    assert cluster.get(DEPLOYMENT, namespace, "shrink")["spec"]["replicas"] == 2, "replicas back from the autoscaler"
+    events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=shrink",
+                             "-o", "jsonpath={range .items[*]}{.reason} {.message}{'\\n'}{end}").stdout
+    for kind in ("Ingress", "NetworkPolicy", "HorizontalPodAutoscaler"):
+        assert f"Created Created {kind} {namespace}/shrink" in events
+        assert f"Deleted Deleted {kind} {namespace}/shrink" in events
+    assert f"Updated Updated Deployment {namespace}/shrink" in events
+    app = cluster.app(namespace, "shrink")
+    assert "url" not in app["status"]
+    # No app uses the issuer now: the next collection (at the latest the 20 s test resync) takes it.
+    eventually(lambda: cluster.get(CLUSTER_ISSUER, None, issuer) is None, timeout=45, interval=1,
+               message="the unused issuer collected")
+
+
+def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace):
+    manifest = full_manifest("edge", namespace)
+    manifest["spec"]["ingress"]["className"] = "traefik"
+    cluster.apply(manifest)
+    strip = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-strip-prefix"))
+    assert strip["spec"] == {"stripPrefix": {"prefixes": ["/api"]}}
+    assert cluster.get(MIDDLEWARE, namespace, "edge-redirect-https")["spec"]["redirectScheme"]["scheme"] == "https"
+    redirect = eventually(lambda: cluster.get(INGRESS, namespace, "edge-http-redirect"))
+    assert redirect["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "web"
+    main = cluster.get(INGRESS, namespace, "edge")
+    assert main["spec"]["ingressClassName"] == "traefik"
+    assert "nginx.ingress.kubernetes.io/rewrite-target" not in main["metadata"]["annotations"]
+
+    # Back to nginx: the Traefik-only objects go.
+    manifest["spec"]["ingress"]["className"] = "nginx"
+    cluster.apply(manifest)
+    eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-strip-prefix") is None
+               and cluster.get(INGRESS, namespace, "edge-http-redirect") is None, message="Traefik objects removed")
+    annotations = cluster.get(INGRESS, namespace, "edge")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
