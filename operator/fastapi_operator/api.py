@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "fastapi-operator.dev"
@@ -35,7 +35,31 @@ PATH_PATTERN = r"^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 IMAGE_PATTERN = r"^\S+$"
 
-Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+HEALTH_PATH_PATTERN = r"^/\S*$"
+
+# What each pattern means, for error messages a person can act on. The values these patterns
+# check are names, paths and addresses, never secrets, so messages may quote them.
+PATTERN_HINTS = {
+    DNS_LABEL_PATTERN: "must be a DNS label: lowercase letters, digits and '-', at most 63",
+    DNS_SUBDOMAIN_PATTERN: "must be a lowercase DNS name such as hello.example.com (no wildcards)",
+    PATH_PATTERN: "must start with '/', must not end with '/', and may use letters, digits and . _ ~ - only",
+    EMAIL_PATTERN: "must be an email address such as ops@example.com",
+    IMAGE_PATTERN: "must be an image reference without spaces",
+    HEALTH_PATH_PATTERN: "must be a path starting with '/'",
+}
+
+
+def _quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and re.fullmatch(QUANTITY_PATTERN, value) is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 500m, 256Mi or 2")
+    return value
+
+
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_quantity),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}]}),
+]
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
@@ -289,7 +313,7 @@ class FastAPIAppSpec(Model):
         },
     )
     health_path: str | None = Field(
-        None, pattern=r"^/\S*$",
+        None, pattern=HEALTH_PATH_PATTERN,
         description="HTTP path for startup, readiness and liveness probes; TCP probes on the "
         "port when absent.",
     )
@@ -370,11 +394,10 @@ def describe_validation_error(error: Any) -> str:
     """One line per problem, each naming the field as a user writes it (spec.ingress.path)."""
     lines = []
     for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"] if not _is_union_tag(part))
-        lines.append(f"{location}: {problem['msg']}")
+        location = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        pattern = (problem.get("ctx") or {}).get("pattern")
+        if problem["type"] == "string_pattern_mismatch" and pattern in PATTERN_HINTS:
+            message = f"{problem['input']!r} {PATTERN_HINTS[pattern]}"
+        lines.append(f"{location}: {message}")
     return "; ".join(lines)
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic names the branch of `int | str` it tried; users never wrote that.
-    return isinstance(part, str) and re.fullmatch(r"int|str|function-after\[.*\]", part) is not None
