@@ -7,7 +7,7 @@ cd "${0%/*}/.."
 
 # Only bash builtins until the tools are checked, so a machine without them hears which.
 # Pinned releases of what a real cluster runs in front of the operator.
-INGRESS_NGINX_VERSION=controller-v1.14.1
+INGRESS_NGINX_VERSION=controller-v1.15.1
 # shellcheck source=SCRIPTDIR/../tests/controlplane/versions.env
 source tests/controlplane/versions.env  # CERT_MANAGER_VERSION, shared with the test control plane
 CLUSTER=fastapi-operator-e2e
