@@ -53,13 +53,19 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
 
 
-def render(tmp: Path, port: int) -> list[dict[str, Any]]:
+# The image's own server command, for images without fastapi-cli: the proxy and root-path
+# settings then reach uvicorn through the environment the operator renders.
+CUSTOM_COMMAND = ["uvicorn", "app.main:app"]
+
+
+def render(tmp: Path, port: int, command: list[str] | None) -> list[dict[str, Any]]:
     manifest = {
         "apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp",
         "metadata": {"name": "hello", "namespace": "shop"},
         "spec": {"image": "hello:1", "port": port, "healthPath": "/health",
                  "ingress": {"hosts": ["localhost"], "path": PREFIX, "className": "nginx"},
-                 "tls": {"acme": {"email": "ops@example.com"}}},
+                 "tls": {"acme": {"email": "ops@example.com"}},
+                 **({"command": command} if command else {})},
     }
     (tmp / "app.yaml").write_text(yaml.safe_dump(manifest))
     result = subprocess.run(
@@ -110,8 +116,8 @@ def nginx_config(tmp: Path, ingress: dict[str, Any], https_port: int, http_port:
         """)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=["fastapi-run", "custom-command"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if nginx is None:
         message = "data-path test needs nginx (Debian package nginx; `make setup` installs it)"
@@ -122,10 +128,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     tmp = tmp_path_factory.mktemp("datapath")
     app_port, https_port, http_port = free_port(), free_port(), free_port()
-    manifests = render(tmp, app_port)
+    custom = request.param == "custom-command"
+    manifests = render(tmp, app_port, CUSTOM_COMMAND if custom else None)
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     ingress = next(m for m in manifests if m["kind"] == "Ingress")
-    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
+    # The container's environment, exactly as rendered; Service links are off in the pod too.
+    environment = {variable["name"]: variable["value"] for variable in container.get("env", [])}
 
     shutil.copytree(EXAMPLE_APP, tmp / "app")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -133,17 +143,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "-out", str(tmp / "tls.crt")], check=True, capture_output=True)
     (tmp / "nginx.conf").write_text(nginx_config(tmp, ingress, https_port, http_port, app_port))
 
-    # `fastapi` is the console script of the test environment's fastapi-cli, as in the image.
+    # `fastapi` and `uvicorn` are console scripts of the test environment, as in an image.
     executable = Path(sys.executable).parent / command[0]
     app_log = tmp / "app.log"
     app = subprocess.Popen([str(executable), *command[1:]], cwd=tmp, stdout=open(app_log, "wb"),
-                           stderr=subprocess.STDOUT)
+                           stderr=subprocess.STDOUT, env={**os.environ, **environment})
     proxy = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
                              stdout=subprocess.DEVNULL, stderr=open(tmp / "nginx.out", "wb"))
     try:
         wait_for_port(app_port, app, app_log)
         wait_for_port(https_port, proxy, tmp / "nginx.out")
-        yield {"command": command, "app_port": app_port, "https_port": https_port, "http_port": http_port,
+        yield {"variant": request.param, "command": command, "environment": environment, "app_port": app_port, "https_port": https_port, "http_port": http_port,
                "ca": str(tmp / "tls.crt")}
     finally:
         for process in (proxy, app):
@@ -158,7 +168,13 @@ def browser(stack: dict[str, Any]) -> httpx.Client:
 
 
 def test_the_rendered_command_is_what_the_guide_says(stack):
-    command = stack["command"]
+    command, environment = stack["command"], stack["environment"]
+    if stack["variant"] == "custom-command":
+        assert command == CUSTOM_COMMAND
+        assert environment["UVICORN_PROXY_HEADERS"] == "true"
+        assert environment["UVICORN_ROOT_PATH"] == PREFIX
+        assert environment["FORWARDED_ALLOW_IPS"] == PROXY_ADDRESS
+        return
     assert command[:2] == ["fastapi", "run"] and "--workers" not in command
     assert command[command.index("--root-path") + 1] == PREFIX
     assert command[command.index("--forwarded-allow-ips") + 1] == PROXY_ADDRESS
