@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,15 @@ def _raw_get(api: client.ApiClient, path: str) -> str:
                                   auth_settings=["BearerToken"])
     response = api.call_api(*request)
     return response.read().decode()
+
+
+def existing_cluster(kubeconfig: str) -> Cluster:
+    """Any cluster (kind, for `make e2e-kind`), with kubectl from PATH and the CRD applied."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "a kubeconfig was given but kubectl is not on PATH"
+    cluster = Cluster(Path(kubeconfig), Path(kubeconfig), kubectl, None)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    return cluster
 
 
 @contextlib.contextmanager

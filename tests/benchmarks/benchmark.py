@@ -27,7 +27,8 @@ from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.render import render_app
 from fastapi_operator.settings import Settings
 from tests.harness import (
-    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, request_counts, own_control_plane,
+    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
+    request_counts,
 )
 from tests.manifests import app_manifest, full_manifest
 
@@ -121,9 +122,7 @@ def main() -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         existing = os.environ.get("FASTAPI_OPERATOR_TEST_KUBECONFIG")
         if existing:
-            import shutil
-
-            cluster = Cluster(Path(existing), Path(existing), shutil.which("kubectl") or "kubectl", None)
+            cluster = existing_cluster(existing)
         else:
             cluster = stack.enter_context(own_control_plane(work / "cluster"))
         results = run(cluster, args.apps, work)

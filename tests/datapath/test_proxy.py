@@ -24,6 +24,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.harness import free_port
+
 pytestmark = pytest.mark.datapath
 
 PREFIX = "/api"
@@ -33,12 +35,6 @@ FORGER_ADDRESS = "127.0.0.2"  # a pod that talks to the app directly
 NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
 
 EXAMPLE_APP = Path(__file__).resolve().parents[2] / "examples" / "hello" / "app"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.harness import REPO, Cluster, OperatorProcess, own_control_plane
+from tests.harness import Cluster, OperatorProcess, existing_cluster, own_control_plane
 
 # Short, so a full resync falls inside the steady-state window of test j.
 TEST_RESYNC_SECONDS = 20
@@ -41,11 +41,7 @@ def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     existing = os.environ.get("FASTAPI_OPERATOR_TEST_KUBECONFIG")
     if existing:
-        kubectl = shutil.which("kubectl")
-        assert kubectl, "FASTAPI_OPERATOR_TEST_KUBECONFIG is set but kubectl is not on PATH"
-        cluster = Cluster(Path(existing), Path(existing), kubectl, None)
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-        yield cluster
+        yield existing_cluster(existing)
         return
     yield from _own_control_plane(tmp_path_factory.mktemp("controlplane"))
 
