@@ -48,7 +48,9 @@ kubectl wait -n cert-manager --for=condition=Available deployment --all --timeou
 step "images"
 docker build -t fastapi-operator:e2e .
 docker build -t fastapi-operator-hello:e2e examples/hello
-kind load docker-image --name "$CLUSTER" fastapi-operator:e2e fastapi-operator-hello:e2e
+# A second tag of the same app, for the suite's rollout test.
+docker tag fastapi-operator-hello:e2e fastapi-operator-hello:e2e-next
+kind load docker-image --name "$CLUSTER" fastapi-operator:e2e fastapi-operator-hello:e2e fastapi-operator-hello:e2e-next
 
 step "operator chart"
 helm install fastapi-operator charts/fastapi-operator --namespace fastapi-operator-system --create-namespace \
@@ -116,6 +118,8 @@ location=$(curl --silent --output /dev/null --write-out '%{redirect_url}' --reso
 
 step "shared integration suite against this cluster (the in-cluster operator steps aside)"
 kubectl scale deployment -n fastapi-operator-system fastapi-operator --replicas=0
-FASTAPI_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG" .venv/bin/python -m pytest -ra tests/integration
+FASTAPI_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG" \
+  FASTAPI_OPERATOR_TEST_IMAGE=fastapi-operator-hello:e2e FASTAPI_OPERATOR_TEST_IMAGE_NEXT=fastapi-operator-hello:e2e-next \
+  .venv/bin/python -m pytest -ra tests/integration
 
 step "e2e-kind passed"

@@ -4,9 +4,17 @@ server), so both are held to accepting and rejecting the very same documents."""
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 from fastapi_operator.api import API_VERSION, KIND
+
+# KWOK never runs an image, so any name does; on a cluster with real nodes (kind) these must be
+# runnable FastAPI images with /health, such as examples/hello (scripts/e2e-kind.sh sets them).
+TEST_IMAGE = os.environ.get("FASTAPI_OPERATOR_TEST_IMAGE", "registry.example.com/shop/hello:1.4.2")
+TEST_IMAGE_NEXT = os.environ.get("FASTAPI_OPERATOR_TEST_IMAGE_NEXT", "registry.example.com/shop/hello:1.4.3")
+# Small enough that the 50-app burst fits on one laptop-sized kind node.
+SMALL_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
 def app_manifest(name: str = "hello", namespace: str = "shop", **spec: Any) -> dict[str, Any]:
@@ -14,12 +22,12 @@ def app_manifest(name: str = "hello", namespace: str = "shop", **spec: Any) -> d
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"image": "registry.example.com/shop/hello:1.4.2", **spec},
+        "spec": {"image": TEST_IMAGE, **spec},
     }
 
 
 FULL_SPEC: dict[str, Any] = {
-    "image": "registry.example.com/shop/hello:1.4.2",
+    "image": TEST_IMAGE,
     "app": "app/main.py",
     "port": 8000,
     "replicas": 2,
@@ -27,7 +35,7 @@ FULL_SPEC: dict[str, Any] = {
     "env": [{"name": "GREETING", "value": "hi"},
             {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}],
     "envFrom": [{"configMapRef": {"name": "hello-config"}}],
-    "preStart": [{"name": "migrate", "command": ["alembic", "upgrade", "head"]}],
+    "preStart": [{"name": "migrate", "command": ["python", "-m", "app.migrate"]}],
     "healthPath": "/health",
     "ingress": {"hosts": ["hello.example.com"], "path": "/api", "className": "nginx"},
     "tls": {"enabled": True, "acme": {"email": "ops@example.com", "environment": "production"}},

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import time
 
+import pytest
 import yaml
 
 from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
 )
 from tests.harness import condition, eventually
-from tests.manifests import app_manifest, full_manifest
+from tests.manifests import TEST_IMAGE, TEST_IMAGE_NEXT, app_manifest, full_manifest
 
 NAMESPACED_CHILDREN = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER)
 
@@ -54,6 +56,11 @@ def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_
     columns = cluster.kubectl("get", "fapp", "shop", "-n", namespace).stdout
     assert "https://hello.example.com/api" in columns and "2/2" in columns
 
+    if cluster.kubectl("get", "deployment", "cert-manager", "-n", "cert-manager", check=False).returncode == 0:
+        # A real cert-manager owns the Certificate here; `make e2e-kind` waits for Ready itself.
+        assert not os.environ.get("CI"), "CI runs the project's control plane, which has no cert-manager"
+        pytest.skip("SKIPPED the simulated certificate: this cluster runs cert-manager, which owns it")
+
     # Simulating cert-manager, here and only here: ingress-shim's Certificate, then its Ready status.
     ingress = cluster.get(INGRESS, namespace, "shop")
     certificate = {
@@ -77,21 +84,21 @@ def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_
 
 
 def test_an_image_change_rolls_the_deployment_and_status_follows_the_generation(cluster, namespace):
-    cluster.apply(app_manifest("roll", namespace, image="hello:1", replicas=2))
+    cluster.apply(app_manifest("roll", namespace, image=TEST_IMAGE, replicas=2))
     eventually(lambda: condition(cluster.app(namespace, "roll"), "Available").get("status") == "True")
-    cluster.apply(app_manifest("roll", namespace, image="hello:2", replicas=2))
+    cluster.apply(app_manifest("roll", namespace, image=TEST_IMAGE_NEXT, replicas=2))
 
     def rolled():
         app = cluster.app(namespace, "roll")
         deployment = cluster.get(DEPLOYMENT, namespace, "roll")
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-        return (image == "hello:2" and app["metadata"]["generation"] == 2
+        return (image == TEST_IMAGE_NEXT and app["metadata"]["generation"] == 2
                 and app["status"]["observedGeneration"] == 2
                 and condition(app, "Available") == {**condition(app, "Available"), "status": "True",
                                                     "observedGeneration": 2}
                 and deployment["status"].get("updatedReplicas") == 2)
 
-    eventually(rolled, message="rolled to hello:2 with observedGeneration 2")
+    eventually(rolled, timeout=120, message=f"rolled to {TEST_IMAGE_NEXT} with observedGeneration 2")
     revisions = cluster.kubectl("get", "rs", "-n", namespace, "-o", "name").stdout.split()
     assert len(revisions) == 2
 

@@ -7,14 +7,14 @@ import time
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
 from tests.harness import condition, eventually, request_counts
 from tests.integration.conftest import TEST_RESYNC_SECONDS
-from tests.manifests import app_manifest, full_manifest
+from tests.manifests import SMALL_RESOURCES, app_manifest, full_manifest
 
 BURST = 50
 STEADY_SECONDS = 60
 
 
 def test_sigkill_during_a_burst_of_creates_still_converges_without_duplicates(cluster, namespace, operator, report):
-    manifests = [app_manifest(f"burst-{i:02d}", namespace, replicas=1) for i in range(BURST)]
+    manifests = [app_manifest(f"burst-{i:02d}", namespace, replicas=1, resources=SMALL_RESOURCES) for i in range(BURST)]
     started = time.monotonic()
     cluster.apply(*manifests[: BURST // 2])
     time.sleep(0.5)

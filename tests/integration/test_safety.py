@@ -41,7 +41,7 @@ def test_a_deployment_the_app_does_not_own_is_left_untouched_with_a_conflict(clu
 
 def test_pods_are_admitted_under_pod_security_restricted(cluster, namespace):
     cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    steps = [{"name": "migrate", "command": ["alembic", "upgrade", "head"]}]
+    steps = [{"name": "migrate", "command": ["python", "-m", "app.migrate"]}]
     cluster.apply(app_manifest("strict", namespace, replicas=2, port=80, preStart=steps))
     eventually(lambda: condition(cluster.app(namespace, "strict"), "Available").get("status") == "True",
                message="Available under restricted")

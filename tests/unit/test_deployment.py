@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.manifests import TEST_IMAGE
 from tests.unit.conftest import one
 
 INGRESS = {"hosts": ["hello.example.com"], "path": "/api"}
@@ -81,7 +82,7 @@ def test_prestart_steps_are_init_containers_in_order_with_the_apps_image_and_env
     pod = one(render(preStart=steps, env=env), "Deployment")["spec"]["template"]["spec"]
     migrate, seed = pod["initContainers"]
     assert (migrate["name"], migrate["command"], migrate["image"]) == ("migrate", ["alembic", "upgrade", "head"],
-                                                                       "registry.example.com/shop/hello:1.4.2")
+                                                                       TEST_IMAGE)
     assert migrate["env"] == env
     assert seed["image"] == "tools:1" and "env" not in seed
 
