@@ -179,6 +179,17 @@ def api_message(error: ApiException) -> str:
         return str(error.reason)
 
 
+def is_namespace_terminating(error: ApiException) -> bool:
+    """The namespace is being deleted: it accepts no new objects, and the app goes with it."""
+    if error.status != 403:
+        return False
+    try:
+        causes = (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
+    except ValueError:
+        return False
+    return any(cause.get("reason") == "NamespaceTerminating" for cause in causes)
+
+
 def load_api_client() -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the current kubeconfig context."""
     from kubernetes import config

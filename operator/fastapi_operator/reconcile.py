@@ -21,7 +21,7 @@ from .errors import Conflict, InvalidSpec, ReconcileError
 from .logs import app_context
 from .kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
-    Kind, Kube, api_message, kind_of,
+    Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
 from .meta import (
     LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME, redirect_https_middleware_name, selector_string,
@@ -86,7 +86,7 @@ class Reconciler:
         self.settings = settings
 
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
-        """None when the app no longer exists."""
+        """None when the app no longer exists, or is going with its namespace."""
         body = self.kube.get(FASTAPIAPP, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
@@ -108,6 +108,8 @@ class Reconciler:
         except ReconcileError as error:
             outcome.error = error
         except ApiException as error:
+            if is_namespace_terminating(error):
+                return None
             outcome.error = ReconcileError(f"the API server answered {error.status}: {api_message(error)}")
         if deployment is None and app is not None:
             live = self.kube.get(DEPLOYMENT, namespace, name)
