@@ -57,6 +57,10 @@ def redirect_https_middleware_name(app_name: str) -> str:
     return f"{app_name}-redirect-https"
 
 
+def redirect_ingress_name(app_name: str) -> str:
+    return f"{app_name}-http-redirect"
+
+
 def acme_cluster_issuer_name(environment: str, email: str, ingress_class: str) -> str:
     """Deterministic per (environment, email, class), so apps asking for the same issuer share it.
     The email is hashed: it is not secret, but a name must be a DNS subdomain."""

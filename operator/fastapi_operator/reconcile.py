@@ -18,18 +18,17 @@ from pydantic import ValidationError
 from .api import FastAPIApp, describe_validation_error
 from .compare import needs_apply
 from .errors import Conflict, InvalidSpec, ReconcileError
-from .logs import app_context
 from .kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
     Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
+from .logs import app_context
 from .meta import (
-    LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME, redirect_https_middleware_name, selector_string,
-    strip_prefix_middleware_name, tls_secret_name,
+    LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME, redirect_https_middleware_name, redirect_ingress_name,
+    selector_string, strip_prefix_middleware_name, tls_secret_name,
 )
 from .render import render_app
 from .render.plan import plan_app
-from .render.ingress import redirect_ingress_name
 from .render.issuer import ACME_ISSUER_COMPONENT
 from .settings import Settings
 from .status import RECONCILED, compute_status, status_changed

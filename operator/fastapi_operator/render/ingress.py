@@ -9,6 +9,7 @@ from ..api import FastAPIApp
 from ..meta import (
     CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION,
     redirect_https_middleware_name,
+    redirect_ingress_name,
     strip_prefix_middleware_name,
     tls_secret_name,
 )
@@ -18,10 +19,6 @@ from .service import SERVICE_PORT
 
 NGINX = "nginx.ingress.kubernetes.io/"
 TRAEFIK = "traefik.ingress.kubernetes.io/"
-
-
-def redirect_ingress_name(app_name: str) -> str:
-    return f"{app_name}-http-redirect"
 
 
 def traefik_middleware_ref(namespace: str, name: str) -> str:
