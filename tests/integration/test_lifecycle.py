@@ -194,3 +194,18 @@ def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace)
                and cluster.get(INGRESS, namespace, "edge-http-redirect") is None, message="Traefik objects removed")
     annotations = cluster.get(INGRESS, namespace, "edge")["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
+
+
+def test_an_issuer_whose_last_app_went_while_the_operator_was_down_goes_at_startup(cluster, namespace, operator):
+    cluster.apply(full_manifest("orphan", namespace))
+    issuer = eventually(lambda: cluster.get(INGRESS, namespace, "orphan") and issuer_name(cluster, namespace, "orphan"))
+    assert cluster.get(CLUSTER_ISSUER, None, issuer) is not None
+    operator.stop()
+    try:
+        cluster.kubectl("delete", "fapp", "orphan", "-n", namespace)
+        time.sleep(1)
+        assert cluster.get(CLUSTER_ISSUER, None, issuer) is not None, "nobody should have collected it yet"
+    finally:
+        operator.start()
+    eventually(lambda: cluster.get(CLUSTER_ISSUER, None, issuer) is None, timeout=15,
+               message="the orphaned issuer collected at startup")

@@ -41,10 +41,14 @@ def test_sigkill_during_a_burst_of_creates_still_converges_without_duplicates(cl
     assert len(replica_sets) == BURST, "a Deployment was rolled more than once"
 
 
-def test_a_settled_operator_sends_no_mutating_request(cluster, namespace, operator, report):
-    cluster.apply(full_manifest("steady", namespace), app_manifest("plain", namespace))
+def test_a_settled_operator_sends_no_mutating_request_even_for_a_broken_app(cluster, namespace, operator, report):
+    # A permanently broken app rides along: its retries must read, never write.
+    broken = app_manifest("broken", namespace, ingress={"hosts": ["broken.example.com"]},
+                          tls={"clusterIssuer": "no-such-issuer"})
+    cluster.apply(full_manifest("steady", namespace), app_manifest("plain", namespace), broken)
     eventually(lambda: all(condition(cluster.app(namespace, n), "Available").get("status") == "True"
                            for n in ("steady", "plain")), message="both apps Available")
+    eventually(lambda: condition(cluster.app(namespace, "broken"), "Reconciled").get("reason") == "InvalidSpec")
     # The autoscaler lifts "steady" from 1 to its minReplicas (2) on its own 15 s beat;
     # that rollout is a real change, so the window starts after it.
     eventually(lambda: cluster.app(namespace, "steady")["status"].get("replicasSummary") == "2/2"
