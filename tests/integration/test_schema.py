@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from fastapi_operator.kube import FASTAPIAPP
 from tests.manifests import INVALID_SPECS, VALID_SPECS, app_manifest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def create(cluster, manifest, dry_run=False):
@@ -46,3 +50,12 @@ def test_the_api_server_fills_in_the_models_defaults(cluster, namespace):
     assert created["spec"]["replicas"] == 1
     assert created["spec"]["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "256Mi"}}
     assert created["spec"]["tls"] == {"enabled": True}
+
+
+def test_every_example_is_accepted_by_the_api_server(cluster, namespace):
+    examples = sorted((REPO / "examples").rglob("fastapiapp*.yaml"))
+    assert len(examples) >= 2
+    for path in examples:
+        for document in yaml.safe_load_all(path.read_text()):
+            document["metadata"]["namespace"] = namespace
+            create(cluster, document, dry_run=True)
