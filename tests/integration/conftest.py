@@ -9,6 +9,7 @@ on CI it never skips.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -56,7 +57,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"t-{request.node.name[5:30].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:25].strip("-")
+    name = f"t-{readable}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
