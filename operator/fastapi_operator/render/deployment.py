@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import DEFAULT_RESOURCES, FastAPIApp
+from ..api import FastAPIApp
 from ..meta import DEFAULT_RUN_AS_USER, child_labels, selector_labels
 from .common import child_metadata
 from .plan import Plan
@@ -81,7 +81,7 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     spec = app.spec
     user_env = [variable.wire() for variable in spec.env]
     user_env_from = [source.wire() for source in spec.env_from]
-    resources = (spec.resources or DEFAULT_RESOURCES).wire()
+    resources = spec.resources.wire()
 
     app_container: dict[str, Any] = {
         "name": APP_CONTAINER,

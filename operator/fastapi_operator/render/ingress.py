@@ -52,6 +52,14 @@ def _ingress(app: FastAPIApp, plan: Plan, name: str, annotations: dict[str, str]
     }
 
 
+def _certificate_annotations(plan: Plan) -> dict[str, str]:
+    """cert-manager's ingress-shim makes the Certificate for the TLS secret from this annotation."""
+    if not plan.tls:
+        return {}
+    assert plan.issuer_name, "a TLS plan always names its ClusterIssuer"
+    return {CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION: plan.issuer_name}
+
+
 def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     annotations: dict[str, str] = {}
     if plan.root_path:
@@ -62,8 +70,8 @@ def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         annotations[NGINX + "x-forwarded-prefix"] = plan.root_path
     else:
         path, path_type = "/", "Prefix"
+    annotations.update(_certificate_annotations(plan))
     if plan.tls:
-        annotations[CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION] = plan.issuer_name or ""
         annotations[NGINX + "ssl-redirect"] = "true"
         annotations[NGINX + "force-ssl-redirect"] = "true"
     else:
@@ -78,9 +86,8 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
     middlewares = []
     if plan.root_path:
         middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.name)))
-    annotations: dict[str, str] = {}
+    annotations = _certificate_annotations(plan)
     if plan.tls:
-        annotations[CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION] = plan.issuer_name or ""
         annotations[TRAEFIK + "router.entrypoints"] = "websecure"
         annotations[TRAEFIK + "router.tls"] = "true"
     else:
