@@ -27,6 +27,7 @@ unit: $(VENV)/.installed
 
 crd: $(VENV)/.installed
 	$(VENV)/bin/fastapi-operator crd > crds/fastapiapps.fastapi-operator.dev.yaml
+	$(VENV)/bin/fastapi-operator crd --kind HostClaim > crds/hostclaims.fastapi-operator.dev.yaml
 	$(VENV)/bin/fastapi-operator crd --helm-template > charts/fastapi-operator/templates/crd.yaml
 
 run: setup

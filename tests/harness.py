@@ -125,9 +125,12 @@ def own_control_plane(state: Path) -> Iterator[Cluster]:
 class OperatorProcess:
     """`fastapi-operator run` as a child process, so tests can kill and restart it."""
 
-    def __init__(self, cluster: Cluster, log_path: Path, resync_seconds: float = 300) -> None:
+    def __init__(self, cluster: Cluster, log_path: Path, resync_seconds: float = 300,
+                 settings: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.resync_seconds = resync_seconds
+        # Extra operator settings, as FASTAPI_OPERATOR_<NAME> variables.
+        self.settings = settings or {}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
@@ -136,7 +139,8 @@ class OperatorProcess:
         port = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.cluster.operator_kubeconfig),
                "FASTAPI_OPERATOR_RESYNC_SECONDS": str(self.resync_seconds),
-               "FASTAPI_OPERATOR_LIVENESS_PORT": str(port), "FASTAPI_OPERATOR_LOG_FORMAT": "json"}
+               "FASTAPI_OPERATOR_LIVENESS_PORT": str(port), "FASTAPI_OPERATOR_LOG_FORMAT": "json",
+               **{f"FASTAPI_OPERATOR_{name.upper()}": value for name, value in self.settings.items()}}
         started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, "-m", "fastapi_operator.cli", "run"], env=env,
                                         stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)

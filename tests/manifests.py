@@ -43,9 +43,15 @@ FULL_SPEC: dict[str, Any] = {
 }
 
 
+def namespace_host(namespace: str) -> str:
+    """A host of the namespace's own: a host served in one namespace is claimed for it."""
+    return f"hello.{namespace}.example.com"
+
+
 def full_manifest(name: str = "hello", namespace: str = "shop") -> dict[str, Any]:
     manifest = app_manifest(name, namespace)
     manifest["spec"] = copy.deepcopy(FULL_SPEC)
+    manifest["spec"]["ingress"]["hosts"] = [namespace_host(namespace)]
     return manifest
 
 

@@ -401,3 +401,20 @@ def describe_validation_error(error: Any) -> str:
             message = f"{problem['input']!r} {PATTERN_HINTS[pattern]}"
         lines.append(f"{location}: {message}")
     return "; ".join(lines)
+
+
+# --- HostClaim: which namespace may serve a host ---
+
+HOST_CLAIM_KIND = "HostClaim"
+HOST_CLAIM_PLURAL = "hostclaims"
+HOST_CLAIM_SINGULAR = "hostclaim"
+HOST_CLAIM_SHORT_NAMES = ["hclaim"]
+
+
+class HostClaimSpec(Model):
+    """The namespace whose FastAPIApps may serve the host this claim is named after."""
+
+    namespace: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+        description="Namespace whose FastAPIApps may serve the host; apps elsewhere get Conflict.",
+    )

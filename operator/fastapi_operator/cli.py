@@ -77,7 +77,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
 def _crd(args: argparse.Namespace, settings: Settings) -> int:
     from .crd import chart_crd_template, crd_yaml
 
-    sys.stdout.write(chart_crd_template() if args.helm_template else crd_yaml())
+    sys.stdout.write(chart_crd_template() if args.helm_template else crd_yaml(args.kind))
     return 0
 
 
@@ -95,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_setting_flags(render)
     render.set_defaults(action=_render)
 
-    crd = commands.add_parser("crd", help="print the FastAPIApp CustomResourceDefinition")
-    crd.add_argument("--helm-template", action="store_true", help="as the chart's template")
+    crd = commands.add_parser("crd", help="print a CustomResourceDefinition of the operator's API")
+    crd.add_argument("--kind", choices=["FastAPIApp", "HostClaim"], default="FastAPIApp",
+                     help="which CRD (default FastAPIApp)")
+    crd.add_argument("--helm-template", action="store_true", help="every CRD, as the chart's template")
     crd.set_defaults(action=_crd)
 
     args = parser.parse_args(argv)

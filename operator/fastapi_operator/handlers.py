@@ -45,8 +45,8 @@ class Runtime:
         return outcome.retry
 
     async def resync_forever(self) -> None:
-        # Issuers left behind by apps deleted while the operator was down go at startup.
-        await self.collect_unused_issuers()
+        # Issuers and claims left behind by apps deleted while the operator was down go at startup.
+        await self.collect_unused_shared_objects()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             try:
@@ -56,13 +56,13 @@ class Runtime:
                 continue
             for app in apps:
                 self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
-            await self.collect_unused_issuers()
+            await self.collect_unused_shared_objects()
 
-    async def collect_unused_issuers(self) -> None:
+    async def collect_unused_shared_objects(self) -> None:
         try:
-            await asyncio.to_thread(self.reconciler.collect_unused_issuers)
+            await asyncio.to_thread(self.reconciler.collect_unused_shared_objects)
         except Exception:
-            log.exception("could not collect unused ClusterIssuers; trying again later")
+            log.exception("could not collect unused ClusterIssuers and HostClaims; trying again later")
 
 
 @kopf.on.startup()
@@ -90,7 +90,7 @@ async def app_changed(event: dict[str, Any], body: kopf.Body, namespace: str, na
     key = (namespace, name)
     if event["type"] == "DELETED":
         runtime.own_status_versions.pop(key, None)
-        await runtime.collect_unused_issuers()
+        await runtime.collect_unused_shared_objects()
         return
     if runtime.own_status_versions.get(key) == body.metadata.get("resourceVersion"):
         return

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .api import API_VERSION, KIND, PLURAL
+from .api import API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, KIND, PLURAL
 from .errors import MissingAPI
 from .meta import FIELD_MANAGER, OPERATOR_NAME
 
@@ -51,11 +51,12 @@ MIDDLEWARE = Kind("traefik.io/v1alpha1", "Middleware", "middlewares")
 CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", namespaced=False)
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
 FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
+HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
 EVENT = Kind("v1", "Event", "events")
 
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
-    CERTIFICATE, FASTAPIAPP, EVENT,
+    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT,
 )}
 # Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
 WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE)
@@ -69,7 +70,7 @@ def _missing_api(kind: Kind) -> MissingAPI:
     return MissingAPI(
         f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
         f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
-        f"Middleware), or change the spec so the app does not need it"
+        f"Middleware, the operator's crds/ for HostClaim), or change the spec so the app does not need it"
     )
 
 
@@ -119,7 +120,8 @@ class Kube:
                 return []
             raise
 
-    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False,
+              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply. `force` takes back fields someone else edited, which is how drift
         is repaired; it is only ever called on objects this operator owns."""
         kind = kind_of(manifest)
@@ -127,7 +129,7 @@ class Kube:
         try:
             return self._call(
                 "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,
-                query=[("fieldManager", FIELD_MANAGER), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
+                query=[("fieldManager", field_manager), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
                 content_type="application/apply-patch+yaml",
             )
         except ApiException as error:
@@ -135,12 +137,29 @@ class Kube:
                 raise _missing_api(kind) from error
             raise
 
-    def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create, never overwrite: the API server answers 409 when the name is taken, which
+        makes a first-come claim atomic across operators."""
+        kind = kind_of(manifest)
+        return self._call("POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
+                          query=[("fieldManager", FIELD_MANAGER)])
+
+    def json_patch(self, kind: Kind, namespace: str | None, name: str, operations: list[dict[str, Any]]) -> dict:
+        return self._call("PATCH", kind.path(namespace, name), body=operations,
+                          query=[("fieldManager", FIELD_MANAGER)], content_type="application/json-patch+json")
+
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, resource_version: str | None = None) -> bool:
+        """False when it was already gone, or (with `resource_version`) changed since it was read."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
         try:
-            self._call("DELETE", kind.path(namespace, name), body={"propagationPolicy": "Background"})
+            self._call("DELETE", kind.path(namespace, name), body=body)
         except ApiException as error:
-            if error.status != 404:
-                raise
+            if error.status == 404 or (error.status == 409 and resource_version):
+                return False
+            raise
+        return True
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         return self._call(

@@ -8,11 +8,19 @@ from .api import API_VERSION, KIND
 
 OPERATOR_NAME = "fastapi-operator"
 FIELD_MANAGER = OPERATOR_NAME
+# Shares spec.replicas with the operator for one moment, so that the operator can stop setting
+# it without server-side apply resetting it to 1 before the autoscaler takes over (the
+# ownership-transfer recipe of the Kubernetes server-side apply docs).
+AUTOSCALER_HANDOFF_FIELD_MANAGER = f"{OPERATOR_NAME}-autoscaler-handoff"
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
+# Which install made a cluster-scoped object: "cluster", or "ns-<hash>" of a namespace-restricted
+# install's namespaces. An install only ever collects objects of its own scope.
+LABEL_SCOPE = f"{API_VERSION.split('/')[0]}/scope"
+ANNOTATION_CLAIMED_BY = f"{API_VERSION.split('/')[0]}/claimed-by"
 
 CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 
@@ -61,8 +69,19 @@ def redirect_ingress_name(app_name: str) -> str:
     return f"{app_name}-http-redirect"
 
 
-def acme_cluster_issuer_name(environment: str, email: str, ingress_class: str) -> str:
-    """Deterministic per (environment, email, class), so apps asking for the same issuer share it.
-    The email is hashed: it is not secret, but a name must be a DNS subdomain."""
-    digest = hashlib.sha256(f"{environment}\n{email}\n{ingress_class}".encode()).hexdigest()[:10]
+CLUSTER_SCOPE = "cluster"
+
+
+def install_scope(namespaces: list[str]) -> str:
+    if not namespaces:
+        return CLUSTER_SCOPE
+    return "ns-" + hashlib.sha256(",".join(sorted(namespaces)).encode()).hexdigest()[:10]
+
+
+def acme_cluster_issuer_name(environment: str, email: str, ingress_class: str, scope: str = CLUSTER_SCOPE) -> str:
+    """Deterministic per (environment, email, class, install), so apps asking for the same issuer
+    share it and two installs never share one. The email is hashed: it is not secret, but a
+    name must be a DNS subdomain. A cluster-wide install keeps the names of earlier versions."""
+    key = f"{environment}\n{email}\n{ingress_class}" + ("" if scope == CLUSTER_SCOPE else f"\n{scope}")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return f"fastapi-operator-letsencrypt-{environment}-{digest}"

@@ -9,8 +9,9 @@ the first write.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -18,20 +19,24 @@ from pydantic import ValidationError
 from .api import FastAPIApp, describe_validation_error
 from .compare import needs_apply
 from .errors import Conflict, InvalidSpec, ReconcileError
+from .guarded import is_guarded
 from .kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
-    Kind, Kube, api_message, is_namespace_terminating, kind_of,
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, HOST_CLAIM, INGRESS, MIDDLEWARE,
+    NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
 from .logs import app_context
+from .managed_fields import applied_by, foreign_fields, removal_patch
 from .meta import (
-    LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME, redirect_https_middleware_name, redirect_ingress_name,
+    ANNOTATION_CLAIMED_BY, AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER, LABEL_COMPONENT, LABEL_MANAGED_BY,
+    LABEL_SCOPE, OPERATOR_NAME, install_scope, redirect_https_middleware_name, redirect_ingress_name,
     selector_string, strip_prefix_middleware_name, tls_secret_name,
 )
 from .render import render_app
+from .render.hostclaim import render_host_claim
 from .render.plan import plan_app
 from .render.issuer import ACME_ISSUER_COMPONENT
 from .settings import Settings
-from .status import RECONCILED, compute_status, status_changed
+from .status import RECONCILED, compute_status, foreign_certificate, status_changed
 
 log = logging.getLogger("fastapi_operator.reconcile")
 
@@ -75,6 +80,10 @@ def is_operator_issuer(obj: dict[str, Any]) -> bool:
     return labels.get(LABEL_MANAGED_BY) == OPERATOR_NAME and labels.get(LABEL_COMPONENT) == ACME_ISSUER_COMPONENT
 
 
+def served_hosts(app: FastAPIApp) -> list[str]:
+    return sorted(set(app.spec.ingress.hosts)) if app.spec.ingress is not None else []
+
+
 def _describe(kind: Kind, name: str, namespace: str | None) -> str:
     return f"{kind.kind} {namespace}/{name}" if namespace and kind.namespaced else f"{kind.kind} {name}"
 
@@ -83,6 +92,12 @@ class Reconciler:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings
+        self.scope = install_scope(settings.namespaces)
+        # Cluster-scoped objects shared between apps (ClusterIssuers, HostClaims) are made by
+        # reconciles and collected when unused. Holding this lock across "is it used?" and
+        # "delete it", and across "does it exist?" and "make it", means a collection can never
+        # delete what a reconcile running at the same moment has just decided to rely on.
+        self.shared_objects_lock = threading.Lock()
 
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """None when the app no longer exists, or is going with its namespace."""
@@ -92,6 +107,7 @@ class Reconciler:
         outcome = Outcome()
         app: FastAPIApp | None = None
         deployment = certificate = None
+        certificate_problem: str | None = None
         tls = False
         url = None
         try:
@@ -101,9 +117,12 @@ class Reconciler:
                 raise InvalidSpec(describe_validation_error(error)) from None
             rendered = render_app(app, self.settings)
             tls, url = rendered.plan.tls, rendered.plan.url
-            deployment = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome)
+            objects = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome)
+            deployment = objects.get((DEPLOYMENT, name))
             if tls:
                 certificate = self.kube.get(CERTIFICATE, namespace, tls_secret_name(name))
+                certificate_problem = foreign_certificate(certificate, objects.get((INGRESS, name)),
+                                                          served_hosts(app), tls_secret_name(name))
         except ReconcileError as error:
             outcome.error = error
         except ApiException as error:
@@ -115,11 +134,13 @@ class Reconciler:
             deployment = live if live and is_controlled_by(live, body["metadata"]["uid"]) else None
 
         self._post_events(body, outcome)
-        self._write_status(body, outcome, deployment=deployment, certificate=certificate, tls=tls, url=url)
+        self._write_status(body, outcome, deployment=deployment, certificate=certificate,
+                           certificate_problem=certificate_problem, tls=tls, url=url)
         return outcome
 
     def _sync_children(self, app: FastAPIApp, manifests: list[dict[str, Any]], referenced_issuer: str | None,
-                       outcome: Outcome) -> dict[str, Any] | None:
+                       outcome: Outcome) -> dict[tuple[Kind, str], dict[str, Any]]:
+        """Make every child say exactly what `manifests` say; return the children as they are now."""
         uid = app.metadata.uid or ""
         desired_keys = {(kind_of(m), m["metadata"]["name"]) for m in manifests}
 
@@ -165,21 +186,122 @@ class Reconciler:
                     f"the API server rejects the {manifest['kind']} this spec makes: {api_message(error)}"
                 ) from None
 
-        deployment = live.get((DEPLOYMENT, app.name))
-        for manifest in changed:
+        self._claim_hosts(app)
+
+        current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
+        for manifest in manifests:
             key = (kind_of(manifest), manifest["metadata"]["name"])
-            result = self.kube.apply(manifest)
-            verb = "Created" if live.get(key) is None else "Updated"
-            outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
-            if key[0] is DEPLOYMENT:
-                deployment = result
+            if key[0] is CLUSTER_ISSUER:
+                result = self._ensure_issuer(manifest)
+                if result is not None:
+                    outcome.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
+                                           f"{_describe(key[0], key[1], None)}")
+                    current[key] = result
+                continue
+            if manifest in changed:
+                if key[0] is DEPLOYMENT:
+                    self._hand_replicas_to_autoscaler(manifest, live.get(key))
+                current[key] = self.kube.apply(manifest)
+                verb = "Created" if live.get(key) is None else "Updated"
+                outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
+            current[key] = self._revert_hand_edits(manifest, current[key], outcome)
 
         for (kind, child_name), obj in live.items():
             if obj is not None and (kind, child_name) not in desired_keys and kind is not CLUSTER_ISSUER \
                     and is_controlled_by(obj, uid):
                 self.kube.delete(kind, app.namespace, child_name)
+                current.pop((kind, child_name), None)
                 outcome.changes.append(f"Deleted {_describe(kind, child_name, app.namespace)}")
-        return deployment
+        return current
+
+    def _ensure_issuer(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply the shared ClusterIssuer if it is missing or differs; None when it was right."""
+        with self.shared_objects_lock:
+            live = self.kube.get(CLUSTER_ISSUER, None, manifest["metadata"]["name"], required_api=True)
+            if live is not None and not is_operator_issuer(live):
+                raise Conflict(f"ClusterIssuer {manifest['metadata']['name']} already exists and was not made "
+                               f"by fastapi-operator: delete it, or set spec.tls.clusterIssuer to use it as is")
+            if not needs_apply(manifest, live):
+                return None
+            return self.kube.apply(manifest)
+
+    def _hand_replicas_to_autoscaler(self, desired: dict[str, Any], live: dict[str, Any] | None) -> None:
+        """Before the operator stops setting spec.replicas, a second manager sets the same value,
+        so the field outlives the operator's apply instead of being reset to 1 until the
+        autoscaler acts (11 s of a single pod, measured before this existed)."""
+        if live is None or "replicas" in desired["spec"]:
+            return
+        if "f:replicas" not in applied_by(live, FIELD_MANAGER).get("f:spec", {}):
+            return
+        metadata = live["metadata"]
+        self.kube.apply({
+            "apiVersion": desired["apiVersion"], "kind": desired["kind"],
+            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+            "spec": {"replicas": live["spec"].get("replicas", 1)},
+        }, field_manager=AUTOSCALER_HANDOFF_FIELD_MANAGER)
+
+    def _revert_hand_edits(self, desired: dict[str, Any], child: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        """Remove what other managers added to the parts of the child that are the operator's
+        alone (guarded.py). The patch only applies to the version that was read."""
+        kind = kind_of(desired)
+        for attempt in range(2):
+            found = foreign_fields(desired, child, FIELD_MANAGER, lambda path: is_guarded(kind.kind, path))
+            if not found:
+                return child
+            metadata = child["metadata"]
+            try:
+                result = self.kube.json_patch(kind, metadata.get("namespace"), metadata["name"],
+                                              removal_patch(found, metadata["resourceVersion"]))
+            except ApiException as error:
+                # Changed since it was read (the test op failed): read it again, once.
+                if error.status not in (409, 422) or attempt:
+                    raise
+                child = self.kube.get(kind, metadata.get("namespace"), metadata["name"]) or child
+                continue
+            managers = sorted({m for f in found for m in f.managers})
+            outcome.changes.append(
+                f"Reverted {_describe(kind, metadata['name'], metadata.get('namespace'))}: removed "
+                f"{', '.join(f.dotted for f in found)} (set by {', '.join(managers)}; these fields are the "
+                f"operator's, change the FastAPIApp instead)")
+            return result
+        return child
+
+    def _claim_hosts(self, app: FastAPIApp) -> None:
+        """Each host belongs to the namespace whose app served it first (or that an admin
+        assigned it to with a HostClaim): an app elsewhere gets Conflict, and nothing is made."""
+        hosts = served_hosts(app)
+        if not hosts:
+            return
+        with self.shared_objects_lock:
+            claims = {host: self.kube.get(HOST_CLAIM, None, host, required_api=True) for host in hosts}
+            if not self._foreign_claims(app, claims):
+                for host, claim in claims.items():
+                    if claim is None:
+                        try:
+                            claims[host] = self.kube.create(render_host_claim(app, host, self.scope))
+                        except ApiException as error:
+                            if error.status != 409:
+                                raise
+                            claims[host] = self.kube.get(HOST_CLAIM, None, host)
+        taken = self._foreign_claims(app, claims)
+        if taken:
+            raise Conflict(
+                "; ".join(taken) + ": only FastAPIApps in the claiming namespace may serve a host. Use another "
+                "host, or have an admin release it (`kubectl delete hostclaim <host>`) or assign it to "
+                f"namespace {app.namespace} by editing the HostClaim's spec.namespace"
+            )
+
+    @staticmethod
+    def _foreign_claims(app: FastAPIApp, claims: dict[str, dict[str, Any] | None]) -> list[str]:
+        taken = []
+        for host, claim in claims.items():
+            if claim is None or claim["spec"]["namespace"] == app.namespace:
+                continue
+            by = (claim["metadata"].get("annotations") or {}).get(ANNOTATION_CLAIMED_BY)
+            owner = f"FastAPIApp {by}" if by else f"namespace {claim['spec']['namespace']}"
+            taken.append(f"host {host} is claimed by {owner} (HostClaim {host}, namespace "
+                         f"{claim['spec']['namespace']})")
+        return taken
 
     def _post_events(self, body: dict[str, Any], outcome: Outcome) -> None:
         metadata = body["metadata"]
@@ -201,12 +323,14 @@ class Reconciler:
                 log.info(f"Event not recorded: {api_message(failure)}", extra=app_context(metadata))
 
     def _write_status(self, body: dict[str, Any], outcome: Outcome, *, deployment: dict[str, Any] | None,
-                      certificate: dict[str, Any] | None, tls: bool, url: str | None) -> None:
+                      certificate: dict[str, Any] | None, certificate_problem: str | None, tls: bool,
+                      url: str | None) -> None:
         metadata = body["metadata"]
         old = body.get("status") or {}
         new = compute_status(
             generation=metadata.get("generation"), url=url, selector=selector_string(metadata["name"]),
-            deployment=deployment, tls=tls, certificate=certificate, error=outcome.error, previous=old,
+            deployment=deployment, tls=tls, certificate=certificate, certificate_problem=certificate_problem,
+            error=outcome.error, previous=old,
         )
         if not status_changed(new, old):
             return
@@ -225,27 +349,75 @@ class Reconciler:
         apps = [app for ns in namespaces for app in self.kube.list(FASTAPIAPP, ns)]
         return [app for app in apps if not app["metadata"].get("deletionTimestamp")]
 
-    def issuers_in_use(self, apps: Iterable[dict[str, Any]]) -> set[str]:
+    def issuers_in_use(self, apps: Iterable[FastAPIApp]) -> set[str]:
+        """Issuers the operator makes for these apps, and any an app names in spec.tls.clusterIssuer."""
         used = set()
-        for body in apps:
+        for app in apps:
             try:
-                plan = plan_app(FastAPIApp.model_validate(body), self.settings)
-            except (ValidationError, ReconcileError):
+                plan = plan_app(app, self.settings)
+            except ReconcileError:
                 continue
-            if plan.acme is not None:
-                used.add(plan.acme.issuer_name)
+            if plan.issuer_name is not None:
+                used.add(plan.issuer_name)
         return used
+
+    def valid_apps(self) -> list[FastAPIApp]:
+        apps = []
+        for body in self.list_apps():
+            try:
+                apps.append(FastAPIApp.model_validate(body))
+            except ValidationError:
+                continue
+        return apps
+
+    def _collect(self, kind: Kind, selector: str,
+                 users: Callable[[list[FastAPIApp]], Callable[[dict[str, Any]], bool]], why: str) -> list[str]:
+        """Delete this install's objects of `kind` that no app in its scope uses, each only at the
+        resourceVersion that was judged unused. The lock keeps this process's reconciles from
+        relying on an object between the check and the delete; the precondition covers
+        every other writer."""
+        deleted = []
+        with self.shared_objects_lock:
+            is_used = users(self.valid_apps())
+            for obj in self.kube.list(kind, label_selector=selector):
+                metadata = obj["metadata"]
+                if is_used(obj):
+                    continue
+                if self.kube.delete(kind, None, metadata["name"], resource_version=metadata["resourceVersion"]):
+                    deleted.append(metadata["name"])
+                    log.info(f"Deleted {kind.kind} {metadata['name']}: {why}")
+        return deleted
 
     def collect_unused_issuers(self) -> list[str]:
         """Cluster-scoped issuers can't be owned by namespaced apps, so they are reference-counted
-        from the apps that exist now: no finalizer, so an app never waits on a stopped operator."""
-        used = self.issuers_in_use(self.list_apps())
-        deleted = []
-        selector = f"{LABEL_MANAGED_BY}={OPERATOR_NAME},{LABEL_COMPONENT}={ACME_ISSUER_COMPONENT}"
-        for issuer in self.kube.list(CLUSTER_ISSUER, label_selector=selector):
-            issuer_name = issuer["metadata"]["name"]
-            if issuer_name not in used:
-                self.kube.delete(CLUSTER_ISSUER, None, issuer_name)
-                deleted.append(issuer_name)
-                log.info(f"Deleted ClusterIssuer {issuer_name}: no FastAPIApp uses it")
-        return deleted
+        from the apps that exist now: no finalizer, so an app never waits on a stopped operator.
+        Only this install's issuers are candidates: another install's apps are not visible here."""
+        selector = (f"{LABEL_MANAGED_BY}={OPERATOR_NAME},{LABEL_COMPONENT}={ACME_ISSUER_COMPONENT},"
+                    f"{LABEL_SCOPE}={self.scope}")
+        def users(apps: list[FastAPIApp]) -> Callable[[dict[str, Any]], bool]:
+            used = self.issuers_in_use(apps)
+            return lambda issuer: issuer["metadata"]["name"] in used
+
+        return self._collect(CLUSTER_ISSUER, selector, users, "no FastAPIApp uses it")
+
+    def collect_unused_host_claims(self) -> list[str]:
+        """A claim the operator made goes when no app in its namespace serves the host. Claims an
+        admin made (no managed-by label) stay until the admin deletes them, and a
+        namespace-restricted install only judges claims on its own namespaces."""
+        selector = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+
+        def users(apps: list[FastAPIApp]) -> Callable[[dict[str, Any]], bool]:
+            served = {(app.namespace, host) for app in apps for host in served_hosts(app)}
+
+            def is_used(claim: dict[str, Any]) -> bool:
+                namespace = claim["spec"]["namespace"]
+                if self.settings.namespaces and namespace not in self.settings.namespaces:
+                    return True  # another install's apps: not this one's to judge
+                return (namespace, claim["metadata"]["name"]) in served
+            return is_used
+
+        return self._collect(HOST_CLAIM, selector, users, "no FastAPIApp in its namespace serves the host")
+
+    def collect_unused_shared_objects(self) -> None:
+        self.collect_unused_issuers()
+        self.collect_unused_host_claims()

@@ -49,9 +49,30 @@ def availability(deployment: dict[str, Any] | None) -> ConditionValue:
     return ConditionValue("True", "DeploymentAvailable", f"{available}/{desired} pods available")
 
 
-def certificate_readiness(tls: bool, certificate: dict[str, Any] | None) -> ConditionValue:
+def foreign_certificate(certificate: dict[str, Any] | None, ingress: dict[str, Any] | None,
+                        hosts: list[str], secret_name: str) -> str | None:
+    """Why `certificate` is not the one cert-manager made for the app's Ingress, or None when it is
+    (or does not exist yet). Only that Certificate may vouch for the app's HTTPS."""
+    if certificate is None:
+        return None
+    metadata, spec = certificate["metadata"], certificate.get("spec") or {}
+    name = f"Certificate {metadata.get('namespace')}/{metadata['name']}"
+    controller = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
+    ingress_uid = (ingress or {}).get("metadata", {}).get("uid")
+    if controller is None or controller.get("kind") != "Ingress" or controller.get("uid") != ingress_uid:
+        return (f"{name} was not made by cert-manager for this app's Ingress: delete it, and cert-manager "
+                f"makes the app's own from the Ingress")
+    missing = sorted(set(hosts) - set(spec.get("dnsNames") or []))
+    if spec.get("secretName") != secret_name or missing:
+        return f"{name} does not cover {', '.join(missing) or secret_name} yet: cert-manager is updating it"
+    return None
+
+
+def certificate_readiness(tls: bool, certificate: dict[str, Any] | None, problem: str | None = None) -> ConditionValue:
     if not tls:
         return ConditionValue("True", "TLSNotRequested", "the app is not served over HTTPS")
+    if problem is not None:
+        return ConditionValue("False", "CertificateNotTheApps", problem)
     if certificate is None:
         return ConditionValue("Unknown", "CertificatePending", "cert-manager has not created the Certificate yet")
     ready = _condition(certificate.get("status", {}).get("conditions"), "Ready")
@@ -98,14 +119,14 @@ def conditions(values: dict[str, ConditionValue], generation: int | None,
 def compute_status(*, generation: int | None, url: str | None, selector: str,
                    deployment: dict[str, Any] | None, tls: bool, certificate: dict[str, Any] | None,
                    error: ReconcileError | None, previous: dict[str, Any] | None,
-                   timestamp: str | None = None) -> dict[str, Any]:
+                   certificate_problem: str | None = None, timestamp: str | None = None) -> dict[str, Any]:
     previous = previous or {}
     deployment_status = (deployment or {}).get("status", {})
     desired = (deployment or {}).get("spec", {}).get("replicas", 0)
     ready_replicas = deployment_status.get("readyReplicas", 0)
     values = {
         AVAILABLE: availability(deployment),
-        CERTIFICATE_READY: certificate_readiness(tls, certificate),
+        CERTIFICATE_READY: certificate_readiness(tls, certificate, certificate_problem),
         RECONCILED: reconciled(error),
     }
     status: dict[str, Any] = {

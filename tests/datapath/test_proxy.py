@@ -28,7 +28,8 @@ from tests.harness import free_port
 
 pytestmark = pytest.mark.datapath
 
-PREFIX = "/api"
+# A dot, so the test also proves the prefix is matched literally (in a regex '.' is any character).
+PREFIX = "/api.v1"
 PROXY_ADDRESS = "127.0.0.1"  # nginx connects to the app from here: the one trusted address
 CLIENT_ADDRESS = "127.0.0.3"  # a browser, as nginx sees it
 FORGER_ADDRESS = "127.0.0.2"  # a pod that talks to the app directly
@@ -213,6 +214,16 @@ def test_plain_http_is_redirected_to_https(stack):
         response = client.get(f"http://localhost:{stack['http_port']}{PREFIX}/echo")
     assert response.status_code == 308
     assert response.headers["location"].startswith("https://")
+
+
+def test_only_the_prefix_itself_reaches_the_app(stack):
+    with browser(stack) as client:
+        assert client.get(f"{PREFIX}/echo").status_code == 200
+        for near_miss in (PREFIX.replace(".", "x"), PREFIX.upper(), f"{PREFIX}x"):
+            response = client.get(f"{near_miss}/echo")
+            # nginx answers itself (no location matched); the app would have said 200 with JSON.
+            assert response.status_code in (403, 404), f"{near_miss}/echo reached the app"
+            assert "json" not in response.headers.get("content-type", ""), f"{near_miss}/echo reached the app"
 
 
 def test_forged_forwarded_headers_from_a_non_trusted_address_are_ignored(stack):

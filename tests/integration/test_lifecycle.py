@@ -12,7 +12,7 @@ from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
 )
 from tests.harness import condition, eventually
-from tests.manifests import TEST_IMAGE, TEST_IMAGE_NEXT, app_manifest, full_manifest
+from tests.manifests import TEST_IMAGE, TEST_IMAGE_NEXT, app_manifest, full_manifest, namespace_host
 
 NAMESPACED_CHILDREN = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER)
 
@@ -50,11 +50,11 @@ def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_
     app = eventually(lambda: condition(cluster.app(namespace, "shop"), "Available").get("status") == "True"
                      and cluster.app(namespace, "shop"), message="Available=True")
     assert app["status"]["readyReplicas"] == 2
-    assert app["status"]["url"] == "https://hello.example.com/api"
+    assert app["status"]["url"] == f"https://{namespace_host(namespace)}/api"
     assert condition(app, "CertificateReady")["status"] == "Unknown"
     assert condition(app, "Ready")["status"] == "False"
     columns = cluster.kubectl("get", "fapp", "shop", "-n", namespace).stdout
-    assert "https://hello.example.com/api" in columns and "2/2" in columns
+    assert f"https://{namespace_host(namespace)}/api" in columns and "2/2" in columns
 
     if cluster.kubectl("get", "deployment", "cert-manager", "-n", "cert-manager", check=False).returncode == 0:
         # A real cert-manager owns the Certificate here; `make e2e-kind` waits for Ready itself.
@@ -68,7 +68,7 @@ def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_
         "metadata": {"name": "shop-tls", "namespace": namespace, "ownerReferences": [{
             "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "shop",
             "uid": ingress["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"secretName": "shop-tls", "dnsNames": ["hello.example.com"],
+        "spec": {"secretName": "shop-tls", "dnsNames": [namespace_host(namespace)],
                  "issuerRef": {"kind": "ClusterIssuer", "name": issuer_name(cluster, namespace, "shop")}},
     }
     cluster.apply(certificate)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import yaml
+
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, SERVICE
 from tests.harness import condition, eventually, request_counts
 from tests.integration.conftest import TEST_RESYNC_SECONDS
@@ -60,9 +62,15 @@ def test_a_settled_operator_sends_no_mutating_request_even_for_a_broken_app(clus
                timeout=120, interval=1, message="no namespace terminating")
     time.sleep(3)
 
+    def operator_events() -> int:
+        listed = yaml.safe_load(cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout)["items"]
+        return sum(1 for e in listed if e.get("source", {}).get("component") == "fastapi-operator")
+
+    events_before = operator_events()
     metrics_before = cluster.metrics()
     time.sleep(STEADY_SECONDS)
     metrics_after = cluster.metrics()
+    events_after = operator_events()
     before, after = request_counts(metrics_before), request_counts(metrics_after)
     writes = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
     reads = sum(request_counts(metrics_after, {"GET"}).values()) - sum(request_counts(metrics_before, {"GET"}).values())
@@ -70,7 +78,9 @@ def test_a_settled_operator_sends_no_mutating_request_even_for_a_broken_app(clus
     report(f"j) mutating requests in {STEADY_SECONDS}s of steady state (resync every {TEST_RESYNC_SECONDS}s)",
            str(int(sum(writes.values()))))
     report(f"j) GETs in the same window ({apps} apps in the cluster, the resync's reads)", str(int(reads)))
+    report("j) Events from the operator in the same window", str(events_after - events_before))
     assert writes == {}, f"writes while nothing changed: {writes}"
+    assert events_after == events_before, "Events while nothing changed"
 
     # The measurement is not blind: one spec change shows up in the same counters.
     cluster.kubectl("patch", "fapp", "plain", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')

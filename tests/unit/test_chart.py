@@ -46,11 +46,15 @@ def test_default_render_has_the_crd_rbac_and_one_recreate_deployment():
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
 
 
-def test_the_crd_upgrades_with_the_chart_and_is_kept_on_uninstall():
-    (crd,) = of_kind(render(), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+def test_the_crds_upgrade_with_the_chart_and_are_kept_on_uninstall():
+    crds = of_kind(render(), "CustomResourceDefinition")
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "fastapiapps.fastapi-operator.dev", "hostclaims.fastapi-operator.dev"]
+    for crd in crds:
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     assert of_kind(render({"crds": {"install": False}}), "CustomResourceDefinition") == []
-    assert "annotations" not in of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")[0]["metadata"]
+    for crd in of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition"):
+        assert "annotations" not in crd["metadata"]
 
 
 def test_operator_pod_is_restricted_with_a_liveness_probe_and_resources():
@@ -87,7 +91,7 @@ def test_watching_namespaces_grants_namespaced_rights_only_there():
     manifests = render({"operator": {"namespaces": ["shop", "blog"]}})
     (cluster_role,) = of_kind(manifests, "ClusterRole")
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "clusterissuers", "customresourcedefinitions"}
+        "clusterissuers", "customresourcedefinitions", "hostclaims"}
     assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", "shop"]
     assert sorted(b["metadata"]["namespace"] for b in of_kind(manifests, "RoleBinding")) == ["blog", "shop"]
 

@@ -1,29 +1,51 @@
 """Compare before write: what the API server adds or canonicalises is not a difference;
-what someone changed is."""
+what someone changed, and what the spec dropped, is."""
 
 from __future__ import annotations
 
 import copy
+import json
 
 from fastapi_operator.compare import needs_apply
 
 
+def _env(name: str, value: str) -> dict:
+    return {"name": name, "value": value}
+
+
 DESIRED = {
     "apiVersion": "apps/v1", "kind": "Deployment",
-    "metadata": {"name": "hello", "labels": {"app": "hello"}},
+    "metadata": {"name": "hello", "namespace": "shop", "labels": {"app": "hello"}},
     "spec": {"replicas": 2, "template": {"spec": {"containers": [
         {"name": "app", "image": "hello:1", "resources": {"requests": {"cpu": "0.5", "memory": "1Gi"}},
-         "env": []}]}}},
+         "env": [_env("APP_VERSION", "1.1"), _env("SAMPLE_RATE", "0.5")]}]}}},
 }
 
 
-def live_version() -> dict:
-    live = copy.deepcopy(DESIRED)
-    live["metadata"].update({"uid": "u", "resourceVersion": "7", "labels": {"app": "hello", "extra": "x"}})
+def k(**keys: str) -> str:
+    return "k:" + json.dumps(keys, separators=(",", ":"))
+
+
+# What the API server records for the operator's apply of DESIRED (same shape as a real one).
+OWNED = {
+    "f:metadata": {"f:labels": {"f:app": {}}},
+    "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {k(name="app"): {
+        ".": {}, "f:name": {}, "f:image": {},
+        "f:resources": {"f:requests": {"f:cpu": {}, "f:memory": {}}},
+        "f:env": {k(name="APP_VERSION"): {".": {}, "f:name": {}, "f:value": {}},
+                  k(name="SAMPLE_RATE"): {".": {}, "f:name": {}, "f:value": {}}},
+    }}}}},
+}
+
+
+def live_version(desired: dict = DESIRED, owned: dict = OWNED) -> dict:
+    live = copy.deepcopy(desired)
+    live["metadata"].update({"uid": "u", "resourceVersion": "7", "labels": {"app": "hello", "extra": "x"},
+                             "managedFields": [{"manager": "fastapi-operator", "operation": "Apply",
+                                                "fieldsType": "FieldsV1", "fieldsV1": owned}]})
     container = live["spec"]["template"]["spec"]["containers"][0]
     container.update({"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log"})
     container["resources"]["requests"]["cpu"] = "500m"
-    del container["env"]
     live["status"] = {"replicas": 2}
     return live
 
@@ -34,6 +56,12 @@ def test_server_defaults_and_canonical_quantities_are_not_differences():
 
 def test_a_missing_object_needs_apply():
     assert needs_apply(DESIRED, None) is True
+
+
+def test_an_object_the_operator_never_applied_needs_apply():
+    live = live_version()
+    live["metadata"]["managedFields"] = []
+    assert needs_apply(DESIRED, live) is True
 
 
 def test_an_edited_field_is_drift():
@@ -58,3 +86,32 @@ def test_a_different_quantity_is_drift():
     live = live_version()
     live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "2Gi"
     assert needs_apply(DESIRED, live) is True
+
+
+def test_strings_that_look_like_numbers_are_compared_as_strings():
+    for name, new in (("APP_VERSION", "1.10"), ("SAMPLE_RATE", "500m")):
+        desired = copy.deepcopy(DESIRED)
+        env = desired["spec"]["template"]["spec"]["containers"][0]["env"]
+        next(e for e in env if e["name"] == name)["value"] = new
+        assert needs_apply(desired, live_version()) is True, name
+
+
+def test_a_key_the_spec_dropped_needs_apply_even_though_every_desired_value_is_live():
+    desired = copy.deepcopy(DESIRED)
+    desired["spec"]["template"]["spec"]["containers"][0]["env"].pop()
+    assert needs_apply(desired, live_version()) is True
+
+
+def test_a_whole_field_the_spec_dropped_needs_apply():
+    desired = copy.deepcopy(DESIRED)
+    del desired["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert needs_apply(desired, live_version()) is True
+
+
+def test_replicas_left_to_an_autoscaler_needs_apply_while_the_operator_still_owns_them():
+    desired = copy.deepcopy(DESIRED)
+    del desired["spec"]["replicas"]
+    assert needs_apply(desired, live_version()) is True
+    handed_off = copy.deepcopy(OWNED)
+    del handed_off["f:spec"]["f:replicas"]
+    assert needs_apply(desired, live_version(owned=handed_off)) is False

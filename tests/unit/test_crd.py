@@ -9,6 +9,7 @@ from fastapi_operator.crd import chart_crd_template, crd_yaml, render_crd
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "fastapiapps.fastapi-operator.dev.yaml"
+HOST_CLAIM_CRD_FILE = REPO / "crds" / "hostclaims.fastapi-operator.dev.yaml"
 CHART_CRD_TEMPLATE = REPO / "charts" / "fastapi-operator" / "templates" / "crd.yaml"
 
 
@@ -32,6 +33,7 @@ def spec_schema() -> dict[str, Any]:
 
 def test_committed_crd_is_the_generated_one():
     assert CRD_FILE.read_text() == crd_yaml(), "crds/ is stale: run `make crd`"
+    assert HOST_CLAIM_CRD_FILE.read_text() == crd_yaml("HostClaim"), "crds/ is stale: run `make crd`"
     assert CHART_CRD_TEMPLATE.read_text() == chart_crd_template(), "the chart's CRD is stale: run `make crd`"
 
 

@@ -16,7 +16,13 @@ def test_nginx_prefix_is_stripped_by_a_rewrite(render):
     assert annotations[NGINX + "use-regex"] == "true"
     assert annotations[NGINX + "x-forwarded-prefix"] == "/api"
     path = ingress["spec"]["rules"][0]["http"]["paths"][0]
-    assert path["path"] == "/api(/|$)(.*)" and path["pathType"] == "ImplementationSpecific"
+    assert path["path"] == "/(?-i)api(/|$)(.*)" and path["pathType"] == "ImplementationSpecific"
+
+
+def test_nginx_regex_path_is_literal_dots_included(render):
+    ingress = one(render(ingress={"hosts": ["a.example.com"], "path": "/v1.0"}, tls=ACME), "Ingress")
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/(?-i)v1\\.0(/|$)(.*)"
+    assert ingress["metadata"]["annotations"][NGINX + "x-forwarded-prefix"] == "/v1.0"
 
 
 def test_nginx_at_the_root_uses_a_plain_prefix(render):
@@ -54,9 +60,12 @@ def test_traefik_strips_the_prefix_with_a_middleware_the_operator_manages(render
     main, redirect = by_kind(rendered, "Ingress")
     assert main["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == "shop-hello-strip-prefix@kubernetescrd"
     assert main["metadata"]["annotations"][TRAEFIK + "router.entrypoints"] == "websecure"
-    assert main["spec"]["rules"][0]["http"]["paths"][0] == {
-        "path": "/api", "pathType": "Prefix",
-        "backend": {"service": {"name": "hello", "port": {"number": 80}}}}
+    # Exactly /api and what is below /api/: Traefik's own Prefix would also take /apix.
+    backend = {"service": {"name": "hello", "port": {"number": 80}}}
+    assert main["spec"]["rules"][0]["http"]["paths"] == [
+        {"path": "/api", "pathType": "Exact", "backend": backend},
+        {"path": "/api/", "pathType": "Prefix", "backend": backend}]
+    assert redirect["spec"]["rules"] == main["spec"]["rules"]
     assert redirect["metadata"]["annotations"][TRAEFIK + "router.entrypoints"] == "web"
     assert redirect["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == "shop-hello-redirect-https@kubernetescrd"
     assert "tls" not in redirect["spec"]

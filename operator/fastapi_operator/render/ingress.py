@@ -25,13 +25,27 @@ def traefik_middleware_ref(namespace: str, name: str) -> str:
     return f"{namespace}-{name}@kubernetescrd"
 
 
-def _rules(app: FastAPIApp, path: str, path_type: str) -> list[dict[str, Any]]:
+def nginx_literal_regex(prefix: str) -> str:
+    """The prefix as a regex that matches only itself: ingress-nginx matches regex paths
+    case-insensitively (`location ~*`), so `(?-i)` turns that off (after the leading '/', which
+    the Ingress API requires first), and the only metacharacter the API lets into a path is '.'."""
+    return "/(?-i)" + prefix[1:].replace(".", "\\.")
+
+
+def _rules(app: FastAPIApp, paths: list[tuple[str, str]]) -> list[dict[str, Any]]:
     assert app.spec.ingress is not None
     backend = {"service": {"name": app.name, "port": {"number": SERVICE_PORT}}}
-    return [
-        {"host": host, "http": {"paths": [{"path": path, "pathType": path_type, "backend": backend}]}}
-        for host in app.spec.ingress.hosts
-    ]
+    http = {"paths": [{"path": path, "pathType": path_type, "backend": backend} for path, path_type in paths]}
+    return [{"host": host, "http": http} for host in app.spec.ingress.hosts]
+
+
+def traefik_paths(root_path: str | None) -> list[tuple[str, str]]:
+    """Traefik turns a Prefix path into a plain string prefix, so /api would also serve /apix.
+    The prefix itself (Exact) and what lies below it (Prefix with the slash) are exactly the
+    paths under it, element by element, as the Ingress API defines Prefix."""
+    if not root_path:
+        return [("/", "Prefix")]
+    return [(root_path, "Exact"), (f"{root_path}/", "Prefix")]
 
 
 def _tls(app: FastAPIApp) -> list[dict[str, Any]]:
@@ -63,8 +77,8 @@ def _certificate_annotations(plan: Plan) -> dict[str, str]:
 def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     annotations: dict[str, str] = {}
     if plan.root_path:
-        # /api, /api/ and /api/x reach the app as /, / and /x.
-        path, path_type = f"{plan.root_path}(/|$)(.*)", "ImplementationSpecific"
+        # /api, /api/ and /api/x reach the app as /, / and /x; /apix and /API do not match.
+        path, path_type = f"{nginx_literal_regex(plan.root_path)}(/|$)(.*)", "ImplementationSpecific"
         annotations[NGINX + "use-regex"] = "true"
         annotations[NGINX + "rewrite-target"] = "/$2"
         annotations[NGINX + "x-forwarded-prefix"] = plan.root_path
@@ -76,13 +90,13 @@ def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         annotations[NGINX + "force-ssl-redirect"] = "true"
     else:
         annotations[NGINX + "ssl-redirect"] = "false"
-    return _ingress(app, plan, app.name, annotations, _rules(app, path, path_type), plan.tls)
+    return _ingress(app, plan, app.name, annotations, _rules(app, [(path, path_type)]), plan.tls)
 
 
 def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]]:
     """Traefik serves a TLS router on websecure only, so the HTTP-to-HTTPS redirect needs a
     second router: a small Ingress on the web entrypoint with a redirectScheme Middleware."""
-    path = plan.root_path or "/"
+    paths = traefik_paths(plan.root_path)
     middlewares = []
     if plan.root_path:
         middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.name)))
@@ -94,7 +108,7 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
         annotations[TRAEFIK + "router.entrypoints"] = "web"
     if middlewares:
         annotations[TRAEFIK + "router.middlewares"] = ",".join(middlewares)
-    ingresses = [_ingress(app, plan, app.name, annotations, _rules(app, path, "Prefix"), plan.tls)]
+    ingresses = [_ingress(app, plan, app.name, annotations, _rules(app, paths), plan.tls)]
     if plan.tls:
         redirect = traefik_middleware_ref(app.namespace, redirect_https_middleware_name(app.name))
         redirect_annotations = {
@@ -103,7 +117,7 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
         }
         ingresses.append(
             _ingress(app, plan, redirect_ingress_name(app.name), redirect_annotations,
-                     _rules(app, path, "Prefix"), tls=False)
+                     _rules(app, paths), tls=False)
         )
     return ingresses
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..meta import LABEL_COMPONENT, LABEL_MANAGED_BY, OPERATOR_NAME
+from ..meta import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE, OPERATOR_NAME
 from .plan import Acme
 
 ACME_ISSUER_COMPONENT = "acme-cluster-issuer"
@@ -18,7 +18,8 @@ def render_cluster_issuer(acme: Acme, ingress_class: str) -> dict[str, Any]:
         "kind": "ClusterIssuer",
         "metadata": {
             "name": acme.issuer_name,
-            "labels": {LABEL_MANAGED_BY: OPERATOR_NAME, LABEL_COMPONENT: ACME_ISSUER_COMPONENT},
+            "labels": {LABEL_MANAGED_BY: OPERATOR_NAME, LABEL_COMPONENT: ACME_ISSUER_COMPONENT,
+                       LABEL_SCOPE: acme.scope},
         },
         "spec": {
             "acme": {

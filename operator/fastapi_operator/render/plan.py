@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..api import FastAPIApp
 from ..errors import InvalidSpec
-from ..meta import acme_cluster_issuer_name
+from ..meta import acme_cluster_issuer_name, install_scope
 from ..settings import Settings
 
 ACME_SERVERS = {
@@ -23,6 +23,7 @@ class Acme:
     environment: str
     email: str
     issuer_name: str
+    scope: str  # the install that makes and collects the issuer
 
     @property
     def server(self) -> str:
@@ -73,8 +74,9 @@ def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
                 "set spec.tls.acme.email, set spec.tls.clusterIssuer to an existing ClusterIssuer, "
                 "or set spec.tls.enabled to false"
             )
-        issuer_name = acme_cluster_issuer_name(environment, email, ingress_class)
-        acme = Acme(environment, email, issuer_name)
+        scope = install_scope(settings.namespaces)
+        issuer_name = acme_cluster_issuer_name(environment, email, ingress_class, scope)
+        acme = Acme(environment, email, issuer_name, scope)
 
     root_path = ingress.path if ingress.path != "/" else None
     scheme = "https" if tls else "http"
