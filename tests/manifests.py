@@ -3,6 +3,7 @@ server), so both are held to accepting and rejecting the very same documents."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 from typing import Any
@@ -69,6 +70,9 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     return spec
 
 
+# A CA bundle as spec.tls.acme.caBundle takes it: base64 of PEM (the certificate itself is not parsed).
+PEM_BUNDLE = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+
 # (id, spec, the field the error must name)
 INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("image-missing", _with("image", None), "image"),
@@ -86,6 +90,10 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("acme-and-cluster-issuer", _with("tls.clusterIssuer", "my-issuer"), "acme"),
     ("acme-email-not-address", _with("tls.acme.email", "ops-at-example"), "email"),
     ("acme-environment-unknown", _with("tls.acme.environment", "testing"), "environment"),
+    ("acme-server-plain-http", _with("tls.acme", {"server": "http://acme.example.com/dir"}), "server"),
+    ("acme-environment-and-server", _with("tls.acme.server", "https://acme.example.com/dir"), "server"),
+    ("acme-ca-bundle-not-base64", _with("tls.acme", {"server": "https://ca.example.com/dir",
+                                                     "caBundle": "not base64!"}), "caBundle"),
     ("min-above-max", _with("autoscaling.minReplicas", 20), "minReplicas"),
     ("max-replicas-missing", _with("autoscaling.maxReplicas", None), "maxReplicas"),
     ("cpu-target-above-100", _with("autoscaling.targetCPUUtilizationPercentage", 150), "targetCPUUtilizationPercentage"),
@@ -105,4 +113,6 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("integer-quantities", _with("resources", {"requests": {"cpu": 1, "memory": "1Gi"}})),
     ("custom-command", _with("command", ["uvicorn", "app.main:app"])),
     ("traefik", _with("ingress.className", "traefik")),
+    ("acme-server-with-ca", _with("tls.acme", {"email": "ops@example.com", "server": "https://ca.internal:9000/acme/dir",
+                                               "caBundle": PEM_BUNDLE})),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "fastapi-operator.dev"
@@ -36,6 +36,9 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 IMAGE_PATTERN = r"^\S+$"
 
 HEALTH_PATH_PATTERN = r"^/\S*$"
+# An ACME directory over HTTPS: Let's Encrypt, ZeroSSL, step-ca, a private one.
+ACME_SERVER_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/\S*)?$"
+BASE64_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
 
 # What each pattern means, for error messages a person can act on. The values these patterns
 # check are names, paths and addresses, never secrets, so messages may quote them.
@@ -46,7 +49,26 @@ PATTERN_HINTS = {
     EMAIL_PATTERN: "must be an email address such as ops@example.com",
     IMAGE_PATTERN: "must be an image reference without spaces",
     HEALTH_PATH_PATTERN: "must be a path starting with '/'",
+    ACME_SERVER_PATTERN: "must be an https:// URL of an ACME directory, such as https://acme.example.com/directory",
+    BASE64_PATTERN: "must be base64 of PEM CA certificates (base64 -w0 ca.pem)",
 }
+
+
+def _pem_bundle(value: str | None) -> str | None:
+    """Decoded, the bundle must hold at least one PEM certificate: cert-manager would otherwise
+    trust nothing and every order would fail on TLS."""
+    if value is None:
+        return value
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 of PEM CA certificates (base64 -w0 ca.pem)") from None
+    if b"-----BEGIN CERTIFICATE-----" not in decoded:
+        raise ValueError("decodes to no PEM certificate: it must be base64 of PEM CA certificates (base64 -w0 ca.pem)")
+    return value
 
 
 def _quantity(value: int | str) -> int | str:
@@ -201,8 +223,20 @@ class IngressSpec(Model):
 
 
 class AcmeSpec(Model):
-    """Get certificates from Let's Encrypt through a ClusterIssuer the operator shares between
-    the apps that ask for the same environment, email and ingress class."""
+    """Get certificates from an ACME server (Let's Encrypt by default) through a ClusterIssuer
+    the operator shares between the apps that ask for the same server, email and ingress class."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.environment) && has(self.server))",
+                    "environment and server exclude each other: environment names a Let's Encrypt "
+                    "directory, server any other",
+                )
+            ]
+        }
+    )
 
     email: str | None = Field(
         None, pattern=EMAIL_PATTERN,
@@ -210,8 +244,28 @@ class AcmeSpec(Model):
     )
     environment: Literal["production", "staging"] | None = Field(
         None, description="production or staging Let's Encrypt; default from the operator's "
-        "settings (production).",
+        "settings (production). Excludes server.",
     )
+    server: str | None = Field(
+        None, max_length=2048, pattern=ACME_SERVER_PATTERN,
+        description="URL of another ACME directory (ZeroSSL, step-ca, a private ACME server); "
+        "default from the operator's settings, else Let's Encrypt. Excludes environment.",
+    )
+    ca_bundle: str | None = Field(
+        None, max_length=65536, pattern=BASE64_PATTERN,
+        description="Base64 of the PEM CA certificates to trust for the ACME server's own TLS, "
+        "when they are not public CAs (step-ca, a private server); default from the operator's "
+        "settings.",
+    )
+
+    @model_validator(mode="after")
+    def _one_directory(self) -> AcmeSpec:
+        if self.environment is not None and self.server is not None:
+            raise ValueError("environment and server exclude each other: environment names a Let's Encrypt "
+                             "directory, server any other")
+        return self
+
+    _ca_bundle_holds_pem = field_validator("ca_bundle")(_pem_bundle)
 
 
 class TlsSpec(Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 from .api import API_VERSION, KIND
 
@@ -78,10 +79,23 @@ def install_scope(namespaces: list[str]) -> str:
     return "ns-" + hashlib.sha256(",".join(sorted(namespaces)).encode()).hexdigest()[:10]
 
 
-def acme_cluster_issuer_name(environment: str, email: str, ingress_class: str, scope: str = CLUSTER_SCOPE) -> str:
-    """Deterministic per (environment, email, class, install), so apps asking for the same issuer
-    share it and two installs never share one. The email is hashed: it is not secret, but a
-    name must be a DNS subdomain. A cluster-wide install keeps the names of earlier versions."""
-    key = f"{environment}\n{email}\n{ingress_class}" + ("" if scope == CLUSTER_SCOPE else f"\n{scope}")
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return f"fastapi-operator-letsencrypt-{environment}-{digest}"
+def acme_cluster_issuer_name(directory: "AcmeDirectoryLike", email: str, ingress_class: str,
+                             scope: str = CLUSTER_SCOPE) -> str:
+    """Deterministic per (directory, CA bundle, email, class, install), so apps asking for the same
+    issuer share it and two installs never share one. The email is hashed: it is not secret, but
+    a name must be a DNS subdomain. A cluster-wide install keeps the Let's Encrypt names of
+    earlier versions."""
+    scoped = "" if scope == CLUSTER_SCOPE else f"\n{scope}"
+    if directory.environment is not None and directory.ca_bundle is None:
+        key = f"{directory.environment}\n{email}\n{ingress_class}{scoped}"
+        prefix = f"fastapi-operator-letsencrypt-{directory.environment}"
+    else:
+        key = f"{directory.server}\n{directory.ca_bundle or ''}\n{email}\n{ingress_class}{scoped}"
+        prefix = "fastapi-operator-acme"
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+class AcmeDirectoryLike(Protocol):
+    server: str
+    ca_bundle: str | None
+    environment: str | None

@@ -23,7 +23,15 @@ class Settings(BaseSettings):
     )
     acme_email: str | None = Field(None, description="ACME email when spec.tls.acme.email is absent.")
     acme_environment: Literal["production", "staging"] = Field(
-        "production", description="Let's Encrypt environment when spec.tls.acme.environment is absent."
+        "production", description="Let's Encrypt environment when spec.tls.acme sets neither environment nor server."
+    )
+    acme_server: str | None = Field(
+        None, pattern=r"^https://\S+$",
+        description="ACME directory URL when spec.tls.acme sets neither environment nor server; "
+        "unset means Let's Encrypt (acme_environment).",
+    )
+    acme_ca_bundle: str | None = Field(
+        None, description="Base64 PEM CAs to trust for the ACME server when spec.tls.acme.caBundle is absent.",
     )
     forwarded_allow_ips: str = Field(
         "*",

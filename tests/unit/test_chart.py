@@ -73,7 +73,8 @@ def test_operator_pod_is_restricted_with_a_liveness_probe_and_resources():
 def test_every_operator_setting_has_a_value_and_reaches_the_environment():
     from fastapi_operator.settings import Settings
 
-    (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com"}}), "Deployment")
+    (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com", "acmeServer": "https://ca.internal/dir",
+                                                "acmeCaBundle": "TUlJQg=="}}), "Deployment")
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {f"FASTAPI_OPERATOR_{name.upper()}" for name in Settings.model_fields}
 

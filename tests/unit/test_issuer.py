@@ -69,3 +69,44 @@ def test_email_and_environment_default_from_settings(render, settings):
 def test_no_email_anywhere_is_an_invalid_spec_that_says_what_to_set(render):
     with pytest.raises(InvalidSpec, match="spec.tls.acme.email"):
         render(ingress=HOSTS)
+
+
+def test_any_acme_server_with_the_ca_bundle_to_trust_for_it(render):
+    from tests.manifests import PEM_BUNDLE
+
+    acme = issuer(render, acme={"email": "ops@example.com", "server": "https://ca.internal:9000/acme/dir",
+                                "caBundle": PEM_BUNDLE})["spec"]["acme"]
+    assert acme["server"] == "https://ca.internal:9000/acme/dir"
+    assert acme["caBundle"] == PEM_BUNDLE
+
+
+def test_a_different_server_or_ca_bundle_is_a_different_issuer(render):
+    from tests.manifests import PEM_BUNDLE
+
+    server = {"email": "ops@example.com", "server": "https://ca.internal/dir"}
+    names = {issuer(render, acme=acme)["metadata"]["name"] for acme in (
+        {"email": "ops@example.com"}, server, {**server, "caBundle": PEM_BUNDLE})}
+    assert len(names) == 3
+
+
+def test_the_settings_server_and_ca_bundle_apply_when_the_spec_names_no_directory(render, settings):
+    from tests.manifests import PEM_BUNDLE
+
+    configured = settings.model_copy(update={"acme_server": "https://ca.internal/dir", "acme_ca_bundle": PEM_BUNDLE})
+    acme = one(render(ingress=HOSTS, tls={"acme": {"email": "ops@example.com"}}, settings_=configured),
+               "ClusterIssuer")["spec"]["acme"]
+    assert (acme["server"], acme["caBundle"]) == ("https://ca.internal/dir", PEM_BUNDLE)
+    # A Let's Encrypt environment in the spec still wins over the settings' server.
+    staging = one(render(ingress=HOSTS, tls={"acme": {"email": "ops@example.com", "environment": "staging"}},
+                         settings_=configured), "ClusterIssuer")["spec"]["acme"]
+    assert staging["server"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
+def test_a_ca_bundle_that_holds_no_certificate_is_refused_naming_the_field(render):
+    import base64
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="caBundle|ca_bundle"):
+        issuer(render, acme={"email": "ops@example.com", "server": "https://ca.internal/dir",
+                             "caBundle": base64.b64encode(b"just text").decode()})

@@ -1,4 +1,4 @@
-"""The shared Let's Encrypt ClusterIssuer."""
+"""The shared ACME ClusterIssuer (Let's Encrypt unless the spec or the settings name another server)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ ACME_ISSUER_COMPONENT = "acme-cluster-issuer"
 def render_cluster_issuer(acme: Acme, ingress_class: str) -> dict[str, Any]:
     """Cluster-scoped objects can't have namespaced owners, so no ownerReferences: the
     reconciler deletes the issuer when no FastAPIApp needs it any more."""
+    spec: dict[str, Any] = {
+        "server": acme.server,
+        "email": acme.email,
+        "privateKeySecretRef": {"name": acme.issuer_name},
+        "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+    }
+    if acme.ca_bundle:
+        spec["caBundle"] = acme.ca_bundle
     return {
         "apiVersion": "cert-manager.io/v1",
         "kind": "ClusterIssuer",
@@ -21,12 +29,5 @@ def render_cluster_issuer(acme: Acme, ingress_class: str) -> dict[str, Any]:
             "labels": {LABEL_MANAGED_BY: OPERATOR_NAME, LABEL_COMPONENT: ACME_ISSUER_COMPONENT,
                        LABEL_SCOPE: acme.scope},
         },
-        "spec": {
-            "acme": {
-                "server": acme.server,
-                "email": acme.email,
-                "privateKeySecretRef": {"name": acme.issuer_name},
-                "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
-            }
-        },
+        "spec": {"acme": spec},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..api import FastAPIApp
+from ..api import AcmeSpec, FastAPIApp
 from ..errors import InvalidSpec
 from ..meta import acme_cluster_issuer_name, install_scope
 from ..settings import Settings
@@ -20,14 +20,11 @@ NO_PROXY_TRUSTED = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Acme:
-    environment: str
+    server: str
     email: str
     issuer_name: str
     scope: str  # the install that makes and collects the issuer
-
-    @property
-    def server(self) -> str:
-        return ACME_SERVERS[self.environment]
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,28 @@ class Plan:
     def referenced_issuer(self) -> str | None:
         """A ClusterIssuer the user named, which must exist and is never edited."""
         return self.issuer_name if self.acme is None else None
+
+
+@dataclass(frozen=True)
+class AcmeDirectory:
+    server: str
+    ca_bundle: str | None
+    environment: str | None  # the Let's Encrypt environment, when it is one
+
+
+def acme_directory(requested: AcmeSpec | None, settings: Settings) -> AcmeDirectory:
+    """The spec's choice first (an environment or a server), then the settings' server, then the
+    settings' Let's Encrypt environment. The CA bundle follows the same order."""
+    ca_bundle = (requested.ca_bundle if requested else None) or settings.acme_ca_bundle
+    environment = requested.environment if requested else None
+    server = requested.server if requested else None
+    if environment is None and server is None:
+        server = settings.acme_server
+        environment = None if server else settings.acme_environment
+    if environment is not None:
+        return AcmeDirectory(ACME_SERVERS[environment], ca_bundle, environment)
+    assert server is not None
+    return AcmeDirectory(server, ca_bundle, None)
 
 
 def ingress_flavour(ingress_class: str) -> str:
@@ -67,7 +86,6 @@ def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
     elif tls:
         requested = app.spec.tls.acme
         email = (requested.email if requested else None) or settings.acme_email
-        environment = (requested.environment if requested else None) or settings.acme_environment
         if not email:
             raise InvalidSpec(
                 "spec.tls.acme.email is not set and the operator has no default ACME email: "
@@ -75,8 +93,9 @@ def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
                 "or set spec.tls.enabled to false"
             )
         scope = install_scope(settings.namespaces)
-        issuer_name = acme_cluster_issuer_name(environment, email, ingress_class, scope)
-        acme = Acme(environment, email, issuer_name, scope)
+        directory = acme_directory(requested, settings)
+        issuer_name = acme_cluster_issuer_name(directory, email, ingress_class, scope)
+        acme = Acme(directory.server, email, issuer_name, scope, directory.ca_bundle)
 
     root_path = ingress.path if ingress.path != "/" else None
     scheme = "https" if tls else "http"
