@@ -32,6 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
+    import socket
 
     import kopf
 
@@ -42,6 +43,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     namespaces = settings.namespaces
     asyncio.run(kopf.operator(
         standalone=True,
+        # kopf would otherwise name itself after the OS user, and a numeric user of an image
+        # (10001) has no passwd entry: getpwuid() fails and the operator never starts.
+        identity=f"fastapi-operator@{socket.gethostname()}",
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
