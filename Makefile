@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: setup test unit run down crd lint e2e-kind bench
+.PHONY: setup test unit run down crd lint e2e-kind kind-up kind-down bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,9 +39,16 @@ down: $(VENV)/.installed
 lint:
 	shellcheck -x scripts/*.sh tests/controlplane/build.sh .ci/run
 
-# For machines with Docker, kind, kubectl and helm; says what is missing otherwise.
-e2e-kind: $(VENV)/.installed
-	scripts/e2e-kind.sh
+# The kind tier alone (`make test` runs it too): real pods, Traefik, cert-manager, Pebble.
+e2e-kind: setup
+	$(PY) -m pytest -ra tests/e2e
+
+# The same kind cluster, left up for you (KUBECONFIG=~/.cache/fastapi-operator/e2e/cluster/kubeconfig).
+kind-up: setup
+	$(PY) -m tests.e2e.rig up
+
+kind-down: $(VENV)/.installed
+	$(PY) -m tests.e2e.rig down
 
 # Numbers, not pass/fail: render time, startup, convergence of 100 apps, steady-state requests, drift repair.
 bench: setup

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: nginx (the data-path test's TLS proxy), openssl (the test
-# control plane's certificates) and shellcheck (lints the kind end-to-end script).
+# control plane's and the kind tier's certificates), shellcheck (lints the scripts), and for the
+# kind tier: debootstrap (root filesystems of its images), iptables (the container engine's
+# networking), libseccomp-dev and pkg-config (runc's seccomp support), gcc (the pause binary),
+# curl (the suite's HTTPS client).
 set -euo pipefail
-packages=(nginx openssl shellcheck)
+packages=(nginx openssl shellcheck debootstrap iptables libseccomp-dev pkg-config gcc libc6-dev curl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

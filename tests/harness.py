@@ -101,7 +101,7 @@ def _raw_get(api: client.ApiClient, path: str) -> str:
 
 
 def existing_cluster(kubeconfig: str) -> Cluster:
-    """Any cluster (kind, for `make e2e-kind`), with kubectl from PATH and the CRD applied."""
+    """Any cluster (the kind cluster of `make kind-up`), with kubectl from PATH and the CRDs applied."""
     kubectl = shutil.which("kubectl")
     assert kubectl, "a kubeconfig was given but kubectl is not on PATH"
     cluster = Cluster(Path(kubeconfig), Path(kubeconfig), kubectl, None)

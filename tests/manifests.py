@@ -11,7 +11,7 @@ from typing import Any
 from fastapi_operator.api import API_VERSION, KIND
 
 # KWOK never runs an image, so any name does; on a cluster with real nodes (kind) these must be
-# runnable FastAPI images with /health, such as examples/hello (scripts/e2e-kind.sh sets them).
+# runnable FastAPI images with /health, such as examples/hello (fastapi-operator-hello:e2e on the kind tier).
 TEST_IMAGE = os.environ.get("FASTAPI_OPERATOR_TEST_IMAGE", "registry.example.com/shop/hello:1.4.2")
 TEST_IMAGE_NEXT = os.environ.get("FASTAPI_OPERATOR_TEST_IMAGE_NEXT", "registry.example.com/shop/hello:1.4.3")
 # Small enough that the 50-app burst fits on one laptop-sized kind node.

@@ -1,7 +1,7 @@
 """The integration tier: the operator as a separate process against a real API server.
 
 By default the session brings up the project's own control plane (tests/controlplane/). With
-FASTAPI_OPERATOR_TEST_KUBECONFIG set, it uses that cluster instead (kind, for `make e2e-kind`),
+FASTAPI_OPERATOR_TEST_KUBECONFIG set, it uses that cluster instead (the kind cluster of `make kind-up`),
 and kubectl from PATH. Without Go, and not on CI, the tier is skipped with the reason printed;
 on CI it never skips.
 """

@@ -57,7 +57,7 @@ def test_ready_pods_make_the_app_available_and_a_simulated_certificate_makes_it_
     assert f"https://{namespace_host(namespace)}/api" in columns and "2/2" in columns
 
     if cluster.kubectl("get", "deployment", "cert-manager", "-n", "cert-manager", check=False).returncode == 0:
-        # A real cert-manager owns the Certificate here; `make e2e-kind` waits for Ready itself.
+        # A real cert-manager owns the Certificate here; the kind tier waits for Ready itself.
         assert not os.environ.get("CI"), "CI runs the project's control plane, which has no cert-manager"
         pytest.skip("SKIPPED the simulated certificate: this cluster runs cert-manager, which owns it")
 

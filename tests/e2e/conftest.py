@@ -1,0 +1,81 @@
+"""The kind tier: real pods, Traefik, cert-manager and Pebble, on a cluster built offline by
+rig.py. The session brings the cluster up (building whatever is not cached) and deletes it at
+the end. Without Go or debootstrap, and not on CI, the tier is skipped with the reason printed;
+on CI it never skips. Failures carry the pods' logs, the Events and the operator's log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+
+from tests.e2e import rig
+
+pytestmark = pytest.mark.e2e
+
+MEASUREMENTS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def kind_cluster() -> Iterator[rig.Cluster]:
+    missing = [tool for tool in ("go", "debootstrap", "docker", "iptables", "gcc") if shutil.which(tool) is None]
+    if missing or os.geteuid() != 0:
+        message = (f"kind tier SKIPPED: it needs root and {', '.join(missing) or 'nothing else'} "
+                   "(`make setup` installs the Debian packages)")
+        if os.environ.get("CI"):
+            pytest.fail(message.replace("SKIPPED", "cannot run on CI"))
+        print(f"\n*** {message} ***", file=sys.stderr)
+        pytest.skip(message)
+    cluster = rig.up(reuse=bool(os.environ.get("FASTAPI_OPERATOR_E2E_REUSE")))
+    MEASUREMENTS.update({f"kind: {k}": v for k, v in
+                         __import__("json").loads((cluster.state / "timings.json").read_text()).items()})
+    try:
+        yield cluster
+    finally:
+        if not os.environ.get("FASTAPI_OPERATOR_E2E_KEEP"):
+            rig.down()
+
+
+@pytest.fixture(scope="session")
+def report():
+    def _report(name: str, value: str) -> None:
+        MEASUREMENTS[name] = value
+    return _report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("kind measurements")
+        for name, value in MEASUREMENTS.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """On failure: the operator's log, the test namespace's pods' logs and Events."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when not in ("setup", "call") or not report.failed:
+        return
+    cluster = getattr(item, "funcargs", {}).get("kind_cluster")
+    if cluster is None:
+        return
+
+    def kubectl(*args: str) -> str:
+        result = subprocess.run([str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), *args],
+                                capture_output=True, text=True, timeout=60)
+        return result.stdout + result.stderr
+
+    report.sections.append(("operator log", kubectl("logs", "-n", rig.OPERATOR_NAMESPACE,
+                                                    "deployment/fastapi-operator", "--tail=60")))
+    namespace = getattr(item, "funcargs", {}).get("app_namespace")
+    for ns in filter(None, (namespace, "cert-manager", "traefik", "pebble")):
+        report.sections.append((f"events in {ns}", kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp")[-4000:]))
+        report.sections.append((f"pod logs in {ns}", kubectl("logs", "-n", ns, "--all-containers", "--prefix",
+                                                             "-l", "app.kubernetes.io/name", "--tail=30")[-4000:]
+                                if ns == namespace else kubectl("logs", "-n", ns, "--all-containers", "--prefix",
+                                                                "-l", "app", "--tail=30")[-4000:]))

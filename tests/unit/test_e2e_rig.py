@@ -1,0 +1,85 @@
+"""The e2e rig's decisions, without a cluster: what a cache key covers, when a build reruns,
+where pins come from, and what the test NetworkPolicy enforcer admits."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import rig
+
+ENFORCER = Path(rig.HERE) / "images" / "netpol" / "enforcer.py"
+
+
+def load_enforcer():
+    spec = importlib.util.spec_from_file_location("enforcer", ENFORCER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pins_come_from_one_file_and_kubernetes_from_the_control_planes_go_mod():
+    pins = rig.read_pins()
+    assert pins["KIND_VERSION"].startswith("v0.31.")
+    assert {"MOBY_VERSION", "RUNC_VERSION", "CONTAINERD_VERSION", "TRAEFIK_VERSION", "PEBBLE_VERSION",
+            "CERT_MANAGER_E2E_VERSION", "COREDNS_VERSION"} <= set(pins)
+    assert rig.kubernetes_version().startswith("v1.35.")
+
+
+def test_a_cache_key_changes_with_any_input(tmp_path):
+    source = tmp_path / "input"
+    source.write_text("a")
+    first = rig.cache_key("v1", source)
+    assert rig.cache_key("v1", source) == first
+    assert rig.cache_key("v2", source) != first
+    source.write_text("b")
+    assert rig.cache_key("v1", source) != first
+
+
+def test_a_build_runs_once_per_key_and_a_failed_one_leaves_nothing(tmp_path):
+    calls = []
+
+    def build(out):
+        calls.append(out)
+        (out / "artefact").write_text("x")
+
+    first = rig.build_once("thing", "k1", build, root=tmp_path)
+    assert rig.build_once("thing", "k1", build, root=tmp_path) == first
+    assert len(calls) == 1 and (first / "artefact").exists()
+
+    def failing(out):
+        raise RuntimeError("compiler died")
+
+    with pytest.raises(RuntimeError):
+        rig.build_once("thing", "k2", failing, root=tmp_path)
+    assert not (tmp_path / "thing-k2").exists()
+
+
+def pod(namespace, name, ip, **labels):
+    return {"metadata": {"namespace": namespace, "name": name, "labels": labels}, "spec": {}, "status": {"podIP": ip}}
+
+
+POLICY = {"metadata": {"namespace": "shop", "name": "hello"}, "spec": {
+    "podSelector": {"matchLabels": {"app": "hello"}}, "policyTypes": ["Ingress"],
+    "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
+                 "ports": [{"port": 8000, "protocol": "TCP"}]}]}}
+NAMESPACES = {name: {"kubernetes.io/metadata.name": name} for name in ("shop", "traefik", "intruder")}
+
+
+def test_the_enforcer_admits_only_the_ingress_namespace_on_the_apps_port():
+    enforcer = load_enforcer()
+    pods = [pod("shop", "hello-1", "10.244.0.10", app="hello"), pod("traefik", "traefik", "10.244.0.2"),
+            pod("intruder", "curl", "10.244.0.66"), pod("shop", "other", "10.244.0.11", app="other")]
+    lines = enforcer.rules([POLICY], pods, NAMESPACES)
+    assert f"-A {enforcer.CHAIN} -s 10.244.0.2/32 -d 10.244.0.10/32 -p tcp --dport 8000 -j RETURN" in lines
+    assert lines[-1] == f"-A {enforcer.CHAIN} -d 10.244.0.10/32 -j DROP"
+    assert not any("10.244.0.66" in line or "10.244.0.11" in line for line in lines)
+
+
+def test_the_enforcer_refuses_selectors_it_does_not_implement():
+    enforcer = load_enforcer()
+    policy = {**POLICY, "spec": {**POLICY["spec"], "podSelector": {"matchExpressions": [{"key": "a"}]}}}
+    with pytest.raises(ValueError):
+        enforcer.rules([policy], [pod("shop", "hello-1", "10.244.0.10", app="hello")], NAMESPACES)
