@@ -174,6 +174,19 @@ class OperatorProcess:
         return "".join(self.log_path.read_text(errors="replace").splitlines(True)[-lines:])
 
 
+class Measurements(dict[str, str]):
+    """Numbers a tier reports (the closing notes quote them), printed at the end of the run."""
+
+    def record(self, name: str, value: str) -> None:
+        self[name] = value
+
+    def print_section(self, terminalreporter: Any, title: str) -> None:
+        if self:
+            terminalreporter.section(title)
+            for name, value in self.items():
+                terminalreporter.write_line(f"{name}: {value}")
+
+
 def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1, message: str = "") -> Any:
     """Poll until `check` returns something truthy without raising; return it."""
     deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ on CI it never skips. Failures carry the pods' logs, the Events and the operator
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,10 +15,11 @@ from typing import Any, Iterator
 import pytest
 
 from tests.e2e import rig
+from tests.harness import Measurements
 
 pytestmark = pytest.mark.e2e
 
-MEASUREMENTS: dict[str, str] = {}
+MEASUREMENTS = Measurements()
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +33,7 @@ def kind_cluster() -> Iterator[rig.Cluster]:
         print(f"\n*** {message} ***", file=sys.stderr)
         pytest.skip(message)
     cluster = rig.up(reuse=bool(os.environ.get("FASTAPI_OPERATOR_E2E_REUSE")))
-    MEASUREMENTS.update({f"kind: {k}": v for k, v in
-                         __import__("json").loads((cluster.state / "timings.json").read_text()).items()})
+    MEASUREMENTS.update({f"kind: {k}": v for k, v in json.loads((cluster.state / "timings.json").read_text()).items()})
     try:
         yield cluster
     finally:
@@ -42,16 +43,11 @@ def kind_cluster() -> Iterator[rig.Cluster]:
 
 @pytest.fixture(scope="session")
 def report():
-    def _report(name: str, value: str) -> None:
-        MEASUREMENTS[name] = value
-    return _report
+    return MEASUREMENTS.record
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if MEASUREMENTS:
-        terminalreporter.section("kind measurements")
-        for name, value in MEASUREMENTS.items():
-            terminalreporter.write_line(f"{name}: {value}")
+    MEASUREMENTS.print_section(terminalreporter, "kind measurements")
 
 
 @pytest.hookimpl(hookwrapper=True)

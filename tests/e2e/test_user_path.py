@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -101,9 +102,21 @@ def ready_app(kind_cluster, app_namespace, report) -> dict:
     return app
 
 
+def served_with_pebbles_certificate(cluster, pebble_root: Path, path: str = f"{PREFIX}/echo") -> None:
+    """Ready says the certificate is issued; Traefik loads the Secret a moment later."""
+    def serving() -> bool:
+        try:
+            return curl(cluster, path, ca=pebble_root)[0] == 200
+        except AssertionError as error:
+            assert "certificate" in str(error), error
+            return False
+    eventually(serving, timeout=30, interval=1, message="Traefik serving the issued certificate")
+
+
 def test_https_with_a_certificate_from_pebble_shows_the_app_the_scheme_prefix_and_client(
         kind_cluster, app_namespace, ready_app, pebble_root):
     assert condition(ready_app, "CertificateReady")["status"] == "True"
+    served_with_pebbles_certificate(kind_cluster, pebble_root)
     status, _, body = curl(kind_cluster, f"{PREFIX}/echo", ca=pebble_root)
     assert status == 200
     echo = json.loads(body)
@@ -216,7 +229,7 @@ def test_every_field_of_the_issuer_the_operator_renders_is_stored_as_rendered(
     issuer_name = ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
     live = get(kind_cluster, "clusterissuer", issuer_name)
     rendered = subprocess.run(
-        [str(Path(__import__("sys").executable)), "-m", "fastapi_operator.cli", "render", "-f", "-",
+        [sys.executable, "-m", "fastapi_operator.cli", "render", "-f", "-",
          "--ingress-class", "traefik", "--ingress-namespace", "traefik"],
         input=yaml.safe_dump(app_manifest(app_namespace)), capture_output=True, text=True, check=True).stdout
     (issuer,) = [m for m in yaml.safe_load_all(rendered) if m and m["kind"] == "ClusterIssuer"]
@@ -280,3 +293,20 @@ def test_deleting_the_app_removes_its_children_and_its_last_issuer(kind_cluster,
     eventually(lambda: get(kind_cluster, "clusterissuer", issuer_name) is None, timeout=60,
                message="the issuer deleted with its last app")
     eventually(lambda: get(kind_cluster, "hostclaim", HOST) is None, timeout=60, message="the host claim released")
+
+
+def test_the_readmes_quick_start_example_is_served_with_a_certificate_from_the_default_acme_server(
+        kind_cluster, ready_app, pebble_root):
+    """examples/hello/fastapiapp-kind.yaml names only an email: the operator's settings (from the
+    chart) point it at Pebble. Runs after the app above is deleted, which releases the host."""
+    namespace = f"quickstart-{uuid.uuid4().hex[:5]}"
+    kubectl(kind_cluster, "create", "namespace", namespace)
+    try:
+        kubectl(kind_cluster, "apply", "-n", namespace, "-f", str(rig.REPO / "examples" / "hello" / "fastapiapp-kind.yaml"))
+        eventually(lambda: condition(get(kind_cluster, "fapp", "hello", namespace) or {}, "Ready").get("status") == "True",
+                   timeout=300, interval=2, message="the quick-start app Ready")
+        served_with_pebbles_certificate(kind_cluster, pebble_root)
+        status, _, body = curl(kind_cluster, "/api/echo", ca=pebble_root)
+        assert status == 200 and json.loads(body)["root_path"] == "/api"
+    finally:
+        kubectl(kind_cluster, "delete", "namespace", namespace, "--wait=false", check=False)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.harness import Cluster, OperatorProcess, existing_cluster, own_control_plane
+from tests.harness import Cluster, Measurements, OperatorProcess, existing_cluster, own_control_plane
 
 # Short, so a full resync falls inside the steady-state window of test j.
 TEST_RESYNC_SECONDS = 20
@@ -66,22 +66,16 @@ def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.Fixtu
 
 # --- Measurements the closing notes report, printed at the end of the run ---
 
-MEASUREMENTS: dict[str, str] = {}
+MEASUREMENTS = Measurements()
 
 
 @pytest.fixture
 def report() -> Callable[[str, str], None]:
-    def _report(name: str, value: str) -> None:
-        MEASUREMENTS[name] = value
-
-    return _report
+    return MEASUREMENTS.record
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if MEASUREMENTS:
-        terminalreporter.section("measurements")
-        for name, value in MEASUREMENTS.items():
-            terminalreporter.write_line(f"{name}: {value}")
+    MEASUREMENTS.print_section(terminalreporter, "measurements")
 
 
 @pytest.hookimpl(hookwrapper=True)
