@@ -269,6 +269,13 @@ class Engine:
         if self.answering():
             return
         RUN_DIR.mkdir(parents=True, exist_ok=True)
+        # A daemon killed with its session leaves its pid file; dockerd refuses to start while
+        # the file names a live process, which after a while may be any process.
+        pid_file = RUN_DIR / "dockerd.pid"
+        if pid_file.exists():
+            comm = Path(f"/proc/{pid_file.read_text().strip()}/comm")
+            if not comm.exists() or comm.read_text().strip() != "dockerd":
+                pid_file.unlink()
         data = CACHE / "docker"
         data.mkdir(parents=True, exist_ok=True)
         log_file = open(CACHE / "dockerd.log", "ab")
@@ -463,6 +470,8 @@ def component_images(engine: Engine, pins: dict[str, str]) -> dict[str, str]:
     engine.build(REPO / "examples" / "hello", HELLO_IMAGE)
     # A second tag of the same app, for rollouts.
     engine.docker("tag", HELLO_IMAGE, HELLO_IMAGE_NEXT)
+    # Earlier builds of the operator and the app, now untagged, would pile up in the cache.
+    engine.docker("image", "prune", "--force")
     images.update(OPERATOR_IMAGE=OPERATOR_IMAGE, HELLO_IMAGE=HELLO_IMAGE, HELLO_IMAGE_NEXT=HELLO_IMAGE_NEXT)
     return images
 
