@@ -79,7 +79,15 @@ def install_scope(namespaces: list[str]) -> str:
     return "ns-" + hashlib.sha256(",".join(sorted(namespaces)).encode()).hexdigest()[:10]
 
 
-def acme_cluster_issuer_name(directory: "AcmeDirectoryLike", email: str, ingress_class: str,
+class AcmeDirectoryLike(Protocol):
+    """render.plan.AcmeDirectory, described here because meta is imported by render, not the reverse."""
+
+    server: str
+    ca_bundle: str | None
+    environment: str | None
+
+
+def acme_cluster_issuer_name(directory: AcmeDirectoryLike, email: str, ingress_class: str,
                              scope: str = CLUSTER_SCOPE) -> str:
     """Deterministic per (directory, CA bundle, email, class, install), so apps asking for the same
     issuer share it and two installs never share one. The email is hashed: it is not secret, but
@@ -94,8 +102,3 @@ def acme_cluster_issuer_name(directory: "AcmeDirectoryLike", email: str, ingress
         prefix = "fastapi-operator-acme"
     return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
-
-class AcmeDirectoryLike(Protocol):
-    server: str
-    ca_bundle: str | None
-    environment: str | None

@@ -45,6 +45,10 @@ HTTP_PORT, HTTPS_PORT = 18080, 18443
 TRAEFIK_CLUSTER_IP = "10.96.0.80"
 TEST_DOMAIN = "e2e.test"
 
+OPERATOR_NAMESPACE = "fastapi-operator-system"
+# Pebble's ACME directory, behind the serving certificate pebble_certificates() makes.
+PEBBLE_DIRECTORY = "https://pebble.pebble.svc:14000/dir"
+
 OPERATOR_IMAGE = "fastapi-operator:e2e"
 HELLO_IMAGE = "fastapi-operator-hello:e2e"
 HELLO_IMAGE_NEXT = "fastapi-operator-hello:e2e-next"
@@ -427,8 +431,8 @@ def build_all(engine: Engine | None = None) -> dict[str, object]:
         timings[name] = f"{time.monotonic() - started:.0f}s"
         return result
 
-    engine_bins = timed("engine binaries", lambda: engine_binaries(pins))
-    engine = engine or Engine(engine_bins)  # type: ignore[arg-type]
+    timed("engine binaries", lambda: engine_binaries(pins))
+    engine = engine or Engine(engine_binaries(pins))
     timed("engine start", engine.start)
     timed("node binaries", lambda: node_binaries(pins))
     timed("component binaries", lambda: component_binaries(pins))
@@ -521,7 +525,10 @@ def pebble_certificates(state: Path) -> dict[str, str]:
         run("openssl", "x509", "-req", "-in", state / "pebble.csr", "-CA", state / "pebble-ca.crt",
             "-CAkey", state / "pebble-ca.key", "-CAcreateserial", "-days", "30", "-extfile", state / "pebble.ext",
             "-out", state / "pebble.crt", quiet=True)
-    encode = lambda name: base64.b64encode((state / name).read_bytes()).decode()  # noqa: E731
+
+    def encode(name: str) -> str:
+        return base64.b64encode((state / name).read_bytes()).decode()
+
     return {"PEBBLE_TLS_CRT": encode("pebble.crt"), "PEBBLE_TLS_KEY": encode("pebble.key"),
             "PEBBLE_CA_BUNDLE": encode("pebble-ca.crt")}
 
@@ -601,12 +608,6 @@ def install_components(cluster: Cluster, images: dict[str, str], binaries: Path)
     for namespace, deployment in (("kube-system", "coredns"), ("traefik", "traefik"), ("pebble", "pebble"),
                                   ("cert-manager", "cert-manager"), (OPERATOR_NAMESPACE, "fastapi-operator")):
         cluster.wait_available(namespace, deployment)
-
-
-OPERATOR_NAMESPACE = "fastapi-operator-system"
-
-
-PEBBLE_DIRECTORY = "https://pebble.pebble.svc:14000/dir"
 
 
 def install_operator(cluster: Cluster, ca_bundle: str) -> None:
