@@ -474,8 +474,6 @@ def component_images(engine: Engine, pins: dict[str, str]) -> dict[str, str]:
     engine.build(REPO / "examples" / "hello", HELLO_IMAGE)
     # A second tag of the same app, for rollouts.
     engine.docker("tag", HELLO_IMAGE, HELLO_IMAGE_NEXT)
-    # Earlier builds of the operator and the app, now untagged, would pile up in the cache.
-    engine.docker("image", "prune", "--force")
     images.update(OPERATOR_IMAGE=OPERATOR_IMAGE, HELLO_IMAGE=HELLO_IMAGE, HELLO_IMAGE_NEXT=HELLO_IMAGE_NEXT)
     return images
 
