@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-import yaml
 
 from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
@@ -157,7 +156,9 @@ def test_children_the_spec_no_longer_asks_for_are_deleted_with_events(cluster, n
     issuer = issuer_name(cluster, namespace, "shrink")
 
     del manifest["spec"]["ingress"], manifest["spec"]["autoscaling"]
-    cluster.kubectl("replace", "-f", "-", stdin=yaml.safe_dump(manifest))
+    # `kubectl apply`, as a user edits a file: `kubectl replace` races the operator's status
+    # writes (it sends the resourceVersion it read and gets 409 Conflict when one landed since).
+    cluster.apply(manifest)
     eventually(lambda: not any(cluster.get(k, namespace, "shrink") for k in (INGRESS, NETWORK_POLICY, AUTOSCALER)),
                message="Ingress, NetworkPolicy and HPA deleted")
     assert cluster.get(DEPLOYMENT, namespace, "shrink")["spec"]["replicas"] == 2, "replicas back from the autoscaler"
