@@ -134,6 +134,20 @@ def chart_crd_template() -> str:
     return "{{- if .Values.crds.install }}\n" + GENERATED_HEADER + documents + "{{- end }}\n"
 
 
+def _root_schema(description: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema of a whole object of the operator's API: identity, metadata, spec, status."""
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    }
+    if status is not None:
+        properties["status"] = status
+    return {"openAPIV3Schema": {"type": "object", "description": description, "required": ["spec"],
+                                "properties": properties}}
+
+
 def render_crd() -> dict[str, Any]:
     spec_schema = openapi_schema(FastAPIAppSpec)
     status_schema = openapi_schema(FastAPIAppStatus)
@@ -165,22 +179,12 @@ def render_crd() -> dict[str, Any]:
                     },
                 },
                 "additionalPrinterColumns": _printer_columns(),
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "description": "A FastAPI app deployed the way FastAPI's deployment guide says: "
-                        "one process per container, HTTPS at the Ingress, proxy headers trusted from "
-                        "the proxy only, the path prefix as --root-path.",
-                        "required": ["spec"],
-                        "properties": {
-                            "apiVersion": {"type": "string"},
-                            "kind": {"type": "string"},
-                            "metadata": {"type": "object"},
-                            "spec": spec_schema,
-                            "status": status_schema,
-                        },
-                    }
-                },
+                "schema": _root_schema(
+                    "A FastAPI app deployed the way FastAPI's deployment guide says: one process per "
+                    "container, HTTPS at the Ingress, proxy headers trusted from the proxy only, the path "
+                    "prefix as --root-path.",
+                    spec_schema, status_schema,
+                ),
             }],
         },
     }
@@ -209,22 +213,13 @@ def render_host_claim_crd() -> dict[str, Any]:
                     {"name": "Namespace", "type": "string", "jsonPath": ".spec.namespace"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "description": "A claim on the host it is named after: only FastAPIApps in "
-                        "spec.namespace may serve it. The operator makes one for each host an app "
-                        "serves first and deletes it with the last such app; an admin makes one to "
-                        "reserve a host for a namespace, or deletes one to release it.",
-                        "required": ["spec"],
-                        "properties": {
-                            "apiVersion": {"type": "string"},
-                            "kind": {"type": "string"},
-                            "metadata": {"type": "object"},
-                            "spec": openapi_schema(HostClaimSpec),
-                        },
-                    }
-                },
+                "schema": _root_schema(
+                    "A claim on the host it is named after: only FastAPIApps in spec.namespace may serve "
+                    "it. The operator makes one for each host an app serves first and deletes it with the "
+                    "last such app; an admin makes one to reserve a host for a namespace, or deletes one "
+                    "to release it.",
+                    openapi_schema(HostClaimSpec),
+                ),
             }],
         },
     }
