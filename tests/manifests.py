@@ -34,8 +34,9 @@ FULL_SPEC: dict[str, Any] = {
     "replicas": 2,
     "resources": {"requests": {"cpu": "250m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}},
     "env": [{"name": "GREETING", "value": "hi"},
-            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}],
-    "envFrom": [{"configMapRef": {"name": "hello-config"}}],
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url", "optional": True}}}],
+    # Optional, so real pods (the kind tier) start in a namespace that has neither object.
+    "envFrom": [{"configMapRef": {"name": "hello-config", "optional": True}}],
     "preStart": [{"name": "migrate", "command": ["python", "-m", "app.migrate"]}],
     "healthPath": "/health",
     "ingress": {"hosts": ["hello.example.com"], "path": "/api", "className": "nginx"},
@@ -102,6 +103,19 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("prestart-command-empty", _with("preStart.0.command", []), "command"),
     ("env-name-missing", _with("env.0.name", None), "name"),
     ("health-path-relative", _with("healthPath", "health"), "healthPath"),
+    ("prestart-run-unknown", _with("preStart.0.run", "Twice"), "run"),
+    ("shutdown-drain-negative", _with("shutdown", {"drainSeconds": -1}), "drainSeconds"),
+    ("pod-label-selects-pods", _with("podLabels", {"app.kubernetes.io/name": "other"}), "podLabels"),
+    ("pod-label-value-bad", _with("podLabels", {"team": "not a value"}), "podLabels"),
+    ("pod-annotation-apparmor", _with("podAnnotations", {
+        "container.apparmor.security.beta.kubernetes.io/app": "unconfined"}), "podAnnotations"),
+    ("toleration-operator-unknown", _with("tolerations", [{"key": "a", "operator": "Maybe"}]), "operator"),
+    ("affinity-term-without-topology", _with("affinity", {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]}}), "topologyKey"),
+    ("pull-secret-not-dns", _with("imagePullSecrets", [{"name": "Not_A_Name"}]), "name"),
+    ("service-account-not-dns", _with("serviceAccountName", "Bad Name"), "serviceAccountName"),
+    ("hsts-preload-without-subdomains", _with("ingress.hsts", {"preload": True}), "preload"),
+    ("hsts-without-tls", {**_with("ingress.hsts", {}), "tls": {"enabled": False}}, "hsts"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
@@ -113,6 +127,15 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("integer-quantities", _with("resources", {"requests": {"cpu": 1, "memory": "1Gi"}})),
     ("custom-command", _with("command", ["uvicorn", "app.main:app"])),
     ("traefik", _with("ingress.className", "traefik")),
+    ("once-per-rollout", _with("preStart.0.run", "OncePerRollout")),
+    ("hsts-preload", _with("ingress.hsts", {"maxAgeSeconds": 63072000, "includeSubDomains": True, "preload": True})),
+    ("pod-settings", {**FULL_SPEC, "imagePullSecrets": [{"name": "registry"}], "serviceAccountName": "shop-api",
+                      "nodeSelector": {"pool": "api"}, "podLabels": {"team": "shop"},
+                      "podAnnotations": {"prometheus.io/scrape": "true"},
+                      "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "api", "effect": "NoSchedule"}],
+                      "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                          {"weight": 50, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}},
+                      "shutdown": {"drainSeconds": 10, "timeoutSeconds": 50}}),
     ("acme-server-with-ca", _with("tls.acme", {"email": "ops@example.com", "server": "https://ca.internal:9000/acme/dir",
                                                "caBundle": PEM_BUNDLE})),
 ]

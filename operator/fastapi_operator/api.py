@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .labels import RESERVED_POD_ANNOTATION_PREFIXES, RESERVED_POD_LABELS
+
 GROUP = "fastapi-operator.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -171,6 +173,112 @@ class ResourceRequirements(Model):
     requests: dict[str, Quantity] | None = Field(None, description="Resources reserved.")
 
 
+class LocalObjectReference(Model):
+    """A Secret in the app's namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the Secret.")
+
+
+class Toleration(Model):
+    """Lets pods schedule onto nodes with a matching taint (core/v1 Toleration)."""
+
+    key: str | None = Field(None, description="Taint key to match; empty with operator Exists matches every taint.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Exists or Equal (the default).")
+    value: str | None = Field(None, description="Taint value to match, with operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to match; empty matches every effect.")
+    toleration_seconds: int | None = Field(
+        None, ge=0, description="With effect NoExecute: how long the pod stays bound after the taint appears.")
+
+
+class LabelSelectorRequirement(Model):
+    """A label key, an operator and values."""
+
+    key: str = Field(min_length=1, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="In, NotIn, Exists or DoesNotExist.")
+    values: list[str] | None = Field(None, description="Values for In and NotIn.")
+
+
+class LabelSelector(Model):
+    """Selects pods by their labels."""
+
+    match_labels: dict[str, str] | None = Field(None, description="Labels the pods must have.")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(None, description="Requirements, all must hold.")
+
+
+class NodeSelectorRequirement(Model):
+    """A node label (or field) key, an operator and values."""
+
+    key: str = Field(min_length=1, description="The node label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(
+        description="In, NotIn, Exists, DoesNotExist, Gt or Lt.")
+    values: list[str] | None = Field(None, description="Values for In, NotIn, Gt and Lt.")
+
+
+class NodeSelectorTerm(Model):
+    """Requirements a node must meet, all of them."""
+
+    match_expressions: list[NodeSelectorRequirement] | None = Field(None, description="On node labels.")
+    match_fields: list[NodeSelectorRequirement] | None = Field(None, description="On node fields.")
+
+
+class NodeSelector(Model):
+    """Terms of which a node must meet at least one."""
+
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, description="The terms, ORed.")
+
+
+class PreferredSchedulingTerm(Model):
+    """A node preference with a weight."""
+
+    weight: int = Field(ge=1, le=100, description="Weight, 1 to 100.")
+    preference: NodeSelectorTerm = Field(description="The nodes preferred.")
+
+
+class NodeAffinity(Model):
+    """Which nodes the pods may or prefer to run on."""
+
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = Field(
+        None, description="Nodes the pods must run on.")
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] | None = Field(
+        None, description="Nodes the pods prefer.")
+
+
+class PodAffinityTerm(Model):
+    """Pods to be near (or away from), within a topology domain."""
+
+    label_selector: LabelSelector | None = Field(None, description="The other pods.")
+    namespaces: list[str] | None = Field(None, description="Their namespaces; default the app's.")
+    namespace_selector: LabelSelector | None = Field(None, description="Their namespaces, by label.")
+    topology_key: str = Field(min_length=1, description="Node label of the domain, e.g. kubernetes.io/hostname.")
+    match_label_keys: list[str] | None = Field(None, description="Pod label keys whose values must match this pod's.")
+    mismatch_label_keys: list[str] | None = Field(None, description="Pod label keys whose values must differ.")
+
+
+class WeightedPodAffinityTerm(Model):
+    """A pod affinity term with a weight."""
+
+    weight: int = Field(ge=1, le=100, description="Weight, 1 to 100.")
+    pod_affinity_term: PodAffinityTerm = Field(description="The term.")
+
+
+class PodAffinity(Model):
+    """Pods this app's pods must or prefer to be near (or, as anti-affinity, away from)."""
+
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] | None = Field(
+        None, description="Terms that must hold.")
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] | None = Field(
+        None, description="Terms preferred.")
+
+
+class Affinity(Model):
+    """Scheduling constraints (core/v1 Affinity)."""
+
+    node_affinity: NodeAffinity | None = Field(None, description="Constraints on nodes.")
+    pod_affinity: PodAffinity | None = Field(None, description="Pods to be near.")
+    pod_anti_affinity: PodAffinity | None = Field(None, description="Pods to stay away from.")
+
+
 # One server process per container: a request of 100m CPU, and memory requested = limited,
 # so a single uvicorn process is never OOM-killed by a neighbour's burst.
 DEFAULT_RESOURCES = ResourceRequirements(
@@ -181,8 +289,13 @@ DEFAULT_RESOURCES = ResourceRequirements(
 # --- The FastAPIApp spec ---
 
 
+EVERY_POD = "EveryPod"
+ONCE_PER_ROLLOUT = "OncePerRollout"
+
+
 class PreStartStep(Model):
-    """A step run before the app starts, as an init container (database migrations, ...)."""
+    """A step run before the app starts: in every pod as an init container, or once per rollout
+    as a Job (database migrations)."""
 
     name: str = Field(
         min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
@@ -200,6 +313,51 @@ class PreStartStep(Model):
     env_from: list[EnvFromSource] | None = Field(
         None, description="Environment sources of the step; when absent the app's spec.envFrom."
     )
+    run: Literal["EveryPod", "OncePerRollout"] = Field(
+        EVERY_POD,
+        description="EveryPod: an init container in every pod (waiting for a dependency, warming a "
+        "cache). OncePerRollout: one Job before the new version starts (database migrations); the "
+        "Deployment keeps its current pods until the Job succeeds, and a failed Job holds the rollout. "
+        "The Job runs again when its image, command or environment changes.",
+    )
+
+
+class HstsSpec(Model):
+    """The Strict-Transport-Security header on every HTTPS response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!self.preload || (self.includeSubDomains && self.maxAgeSeconds >= 31536000)",
+                    "preload needs includeSubDomains and a maxAgeSeconds of at least 31536000 (one year), "
+                    "as the browsers' preload list requires",
+                    ".preload",
+                )
+            ]
+        }
+    )
+
+    max_age_seconds: int = Field(
+        31536000, ge=0, le=63072000, description="How long browsers remember to use HTTPS only; default one year.")
+    include_sub_domains: bool = Field(False, description="The rule also covers every subdomain of the hosts.")
+    preload: bool = Field(False, description="Ask to be on the browsers' preload list.")
+
+    @model_validator(mode="after")
+    def _preload_requirements(self) -> HstsSpec:
+        if self.preload and not (self.include_sub_domains and self.max_age_seconds >= 31536000):
+            raise ValueError("preload needs includeSubDomains and a maxAgeSeconds of at least 31536000 "
+                             "(one year), as the browsers' preload list requires")
+        return self
+
+    def header(self) -> str:
+        """The header's value, the same for every ingress flavour."""
+        parts = [f"max-age={self.max_age_seconds}"]
+        if self.include_sub_domains:
+            parts.append("includeSubDomains")
+        if self.preload:
+            parts.append("preload")
+        return "; ".join(parts)
 
 
 class IngressSpec(Model):
@@ -219,6 +377,10 @@ class IngressSpec(Model):
     class_name: str | None = Field(
         None, min_length=1,
         description="IngressClass (nginx or traefik); default from the operator's settings.",
+    )
+    hsts: HstsSpec | None = Field(
+        None, description="Send Strict-Transport-Security (HSTS) on HTTPS responses; absent: not sent "
+        "by the app's Ingress. Needs tls.enabled.",
     )
 
 
@@ -327,8 +489,65 @@ class AutoscalingSpec(Model):
         return self
 
 
+class ShutdownSpec(Model):
+    """How a pod stops without failing a request: it keeps serving for drainSeconds while the
+    ingress controller stops sending it traffic, then gets SIGTERM and has timeoutSeconds to finish
+    the requests in flight. terminationGracePeriodSeconds is their sum."""
+
+    drain_seconds: int = Field(
+        5, ge=0, le=300,
+        description="Seconds a stopping pod keeps serving before SIGTERM (a preStop pause): time for "
+        "the ingress controller to take it out of rotation.",
+    )
+    timeout_seconds: int = Field(
+        25, ge=1, le=3600,
+        description="Seconds after SIGTERM for requests in flight to finish before the pod is killed. "
+        "A custom command also gets it as UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN.",
+    )
+
+    @property
+    def grace_period_seconds(self) -> int:
+        return self.drain_seconds + self.timeout_seconds
+
+
+def _pod_labels(labels: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(set(labels) & set(RESERVED_POD_LABELS))
+    if reserved:
+        raise ValueError(f"{', '.join(reserved)} {'is' if len(reserved) == 1 else 'are'} set by the operator "
+                         "(they select the app's pods): use another label key")
+    return labels
+
+
+def _pod_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(key for key in annotations if key.startswith(RESERVED_POD_ANNOTATION_PREFIXES))
+    if reserved:
+        raise ValueError(f"{', '.join(reserved)}: pod security annotations are not allowed, the operator "
+                         "sets the pods' security context")
+    return annotations
+
+
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+PodLabels = Annotated[
+    dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]],
+    AfterValidator(_pod_labels),
+]
+PodAnnotations = Annotated[dict[str, str], AfterValidator(_pod_annotations)]
+
+
 class FastAPIAppSpec(Model):
     """A FastAPI app, deployed the way FastAPI's deployment guide says."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.ingress) || !has(self.ingress.hsts) || self.tls.enabled",
+                    "ingress.hsts needs tls.enabled: browsers ignore HSTS sent over plain HTTP",
+                    ".ingress.hsts",
+                )
+            ]
+        }
+    )
 
     image: str = Field(min_length=1, pattern=IMAGE_PATTERN, description="Container image.")
     app: str = Field(
@@ -374,6 +593,45 @@ class FastAPIAppSpec(Model):
     ingress: IngressSpec | None = Field(None, description=IngressSpec.__doc__)
     tls: TlsSpec = Field(TlsSpec(), description="HTTPS at the Ingress; used when ingress is set.")
     autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
+    shutdown: ShutdownSpec = Field(ShutdownSpec(), description=ShutdownSpec.__doc__)
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets with credentials for a private registry, for the app's "
+        "and the steps' images.",
+    )
+    service_account_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="ServiceAccount the pods run as (workload identity). Its own "
+        "automountServiceAccountToken then decides whether a token is mounted; without it no token is.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods' nodes must have.",
+        json_schema_extra={"maxProperties": 64},
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
+    affinity: Affinity | None = Field(None, description="Node and pod affinity of the pods.")
+    pod_labels: PodLabels = Field(
+        default_factory=dict, description="Extra labels on the pods; the app.kubernetes.io/instance, name and "
+        "managed-by labels are the operator's.",
+        json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [_cel(
+            "!('app.kubernetes.io/instance' in self) && !('app.kubernetes.io/name' in self) && !('app.kubernetes.io/managed-by' in self)",
+            "app.kubernetes.io/instance, name and managed-by are set by the operator (they select the "
+            "app's pods): use another label key")]},
+    )
+    pod_annotations: PodAnnotations = Field(
+        default_factory=dict, description="Extra annotations on the pods; pod security annotations "
+        "(AppArmor, seccomp) are not allowed.",
+        json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [_cel(
+            "self.all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') && "
+            "!k.startsWith('seccomp.security.alpha.kubernetes.io/'))",
+            "pod security annotations (AppArmor, seccomp) are not allowed: the operator sets the pods' "
+            "security context")]},
+    )
+
+    @model_validator(mode="after")
+    def _hsts_needs_tls(self) -> FastAPIAppSpec:
+        if self.ingress is not None and self.ingress.hsts is not None and not self.tls.enabled:
+            raise ValueError("ingress.hsts needs tls.enabled: browsers ignore HSTS sent over plain HTTP")
+        return self
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> FastAPIAppSpec:

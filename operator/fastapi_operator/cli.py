@@ -67,7 +67,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
             continue
         try:
             app = FastAPIApp.model_validate(document)
-            manifests += render_app(app, settings).manifests
+            manifests += render_app(app, settings).every_manifest
         except ValidationError as error:
             print(f"error: {args.filename}: invalid FastAPIApp: {describe_validation_error(error)}", file=sys.stderr)
             return 1

@@ -89,3 +89,14 @@ def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     owned = applied_by(live, FIELD_MANAGER)
     # Nothing applied by the operator yet (made by an older version, or adopted): apply once.
     return not owned or not values_match(desired, live) or not sets_same_fields(desired, owned)
+
+
+def changes_pod_template(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """Would applying this Deployment start a rollout? Only its pod template counts: a new
+    replica count or a label on the Deployment starts none."""
+    if live is None:
+        return True
+    template = desired["spec"]["template"]
+    owned = applied_by(live, FIELD_MANAGER).get("f:spec", {}).get("f:template", {})
+    return (not owned or not is_subset(template, live.get("spec", {}).get("template"), ("spec", "template"))
+            or not sets_same_fields({"spec": {"template": template}}, {"f:spec": {"f:template": owned}}))

@@ -6,10 +6,12 @@ from __future__ import annotations
 class ReconcileError(Exception):
     """A reconcile could not complete; `reason` is the CamelCase condition reason users search for.
 
-    Every one is retried with capped backoff: the fix (a deleted conflicting object, a created
-    ClusterIssuer, an installed CRD) may come from objects the operator does not watch."""
+    Retried with capped backoff unless `retry` is False: the fix (a deleted conflicting object, a
+    created ClusterIssuer, an installed CRD) may come from objects the operator does not watch."""
 
     reason = "ReconcileError"
+    retry = True
+    event_type = "Warning"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,3 +34,19 @@ class MissingAPI(ReconcileError):
     """A CRD the app needs (cert-manager, Traefik) is not installed in the cluster."""
 
     reason = "MissingAPI"
+
+
+class MigrationRunning(ReconcileError):
+    """The rollout waits for its migration Job; the Job's watch events bring the app back."""
+
+    reason = "MigrationRunning"
+    retry = False
+    event_type = "Normal"  # progress, not a problem
+
+
+class MigrationFailed(ReconcileError):
+    """The migration Job failed, so the Deployment stays at its current version until the spec
+    changes or the Job is deleted (both are watched)."""
+
+    reason = "MigrationFailed"
+    retry = False

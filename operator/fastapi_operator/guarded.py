@@ -10,6 +10,7 @@ restart` writes one), the replica count while an autoscaler owns it, `kubectl ro
 
 from __future__ import annotations
 
+from .labels import RESERVED_POD_ANNOTATION_PREFIXES
 from .managed_fields import Path
 
 SPEC = ("f:spec",)
@@ -19,8 +20,6 @@ DEPLOYMENT_OPEN = (("f:spec", "f:replicas"), ("f:spec", "f:paused"), ("f:spec", 
 INGRESS_CONTROLLER_ANNOTATION_PREFIXES = (
     "nginx.ingress.kubernetes.io/", "traefik.ingress.kubernetes.io/", "cert-manager.io/", "acme.cert-manager.io/",
 )
-# The legacy AppArmor annotation can make a container unconfined.
-POD_SECURITY_ANNOTATION_PREFIXES = ("container.apparmor.security.beta.kubernetes.io/",)
 
 
 def _annotation_with_prefix(path: Path, at: Path, prefixes: tuple[str, ...]) -> bool:
@@ -31,7 +30,7 @@ def _annotation_with_prefix(path: Path, at: Path, prefixes: tuple[str, ...]) -> 
 def is_guarded(kind: str, path: Path) -> bool:
     if kind == "Deployment":
         if _annotation_with_prefix(path, ("f:spec", "f:template", "f:metadata", "f:annotations"),
-                                   POD_SECURITY_ANNOTATION_PREFIXES):
+                                   RESERVED_POD_ANNOTATION_PREFIXES):
             return True
         return path[:1] == SPEC and len(path) > 1 and not any(path[:len(p)] == p for p in DEPLOYMENT_OPEN)
     if kind == "Ingress" and _annotation_with_prefix(path, ("f:metadata", "f:annotations"),

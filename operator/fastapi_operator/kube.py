@@ -50,16 +50,18 @@ AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodaut
 MIDDLEWARE = Kind("traefik.io/v1alpha1", "Middleware", "middlewares")
 CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", namespaced=False)
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
+DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+JOB = Kind("batch/v1", "Job", "jobs")
 FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
 HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
 EVENT = Kind("v1", "Event", "events")
 
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
-    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT,
+    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB,
 )}
 # Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
-WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE)
+WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB)
 
 
 def kind_of(manifest: dict[str, Any]) -> Kind:

@@ -14,10 +14,7 @@ FIELD_MANAGER = OPERATOR_NAME
 # ownership-transfer recipe of the Kubernetes server-side apply docs).
 AUTOSCALER_HANDOFF_FIELD_MANAGER = f"{OPERATOR_NAME}-autoscaler-handoff"
 
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_COMPONENT = "app.kubernetes.io/component"
+from .labels import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME  # noqa: F401 (re-exported)
 # Which install made a cluster-scoped object: "cluster", or "ns-<hash>" of a namespace-restricted
 # install's namespaces. An install only ever collects objects of its own scope.
 LABEL_SCOPE = f"{API_VERSION.split('/')[0]}/scope"
@@ -64,6 +61,10 @@ def strip_prefix_middleware_name(app_name: str) -> str:
 
 def redirect_https_middleware_name(app_name: str) -> str:
     return f"{app_name}-redirect-https"
+
+
+def hsts_middleware_name(app_name: str) -> str:
+    return f"{app_name}-hsts"
 
 
 def redirect_ingress_name(app_name: str) -> str:

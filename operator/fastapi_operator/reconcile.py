@@ -17,24 +17,25 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from .api import FastAPIApp, describe_validation_error
-from .compare import needs_apply
-from .errors import Conflict, InvalidSpec, ReconcileError
+from .compare import changes_pod_template, needs_apply
+from .errors import Conflict, InvalidSpec, MigrationFailed, MigrationRunning, ReconcileError
 from .guarded import is_guarded
 from .kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, HOST_CLAIM, INGRESS, MIDDLEWARE,
-    NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM, INGRESS, JOB,
+    MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
 from .logs import app_context
 from .managed_fields import applied_by, foreign_fields, removal_patch
 from .meta import (
     ANNOTATION_CLAIMED_BY, AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER, LABEL_COMPONENT, LABEL_MANAGED_BY,
-    LABEL_SCOPE, OPERATOR_NAME, install_scope, redirect_https_middleware_name, redirect_ingress_name,
-    selector_string, strip_prefix_middleware_name, tls_secret_name,
+    LABEL_SCOPE, OPERATOR_NAME, hsts_middleware_name, install_scope, redirect_https_middleware_name,
+    redirect_ingress_name, selector_string, strip_prefix_middleware_name, tls_secret_name,
 )
 from .render import render_app
 from .render.hostclaim import render_host_claim
 from .render.plan import plan_app
 from .render.issuer import ACME_ISSUER_COMPONENT
+from .render.migration import KEPT_MIGRATION_JOBS, migration_selector
 from .settings import Settings
 from .status import RECONCILED, compute_status, foreign_certificate, status_changed
 
@@ -51,7 +52,7 @@ class Outcome:
 
     @property
     def retry(self) -> bool:
-        return self.error is not None
+        return self.error is not None and self.error.retry
 
 
 def possible_children(app_name: str) -> list[tuple[Kind, str]]:
@@ -59,12 +60,14 @@ def possible_children(app_name: str) -> list[tuple[Kind, str]]:
     return [
         (MIDDLEWARE, strip_prefix_middleware_name(app_name)),
         (MIDDLEWARE, redirect_https_middleware_name(app_name)),
+        (MIDDLEWARE, hsts_middleware_name(app_name)),
         (SERVICE, app_name),
         (DEPLOYMENT, app_name),
         (INGRESS, app_name),
         (INGRESS, redirect_ingress_name(app_name)),
         (NETWORK_POLICY, app_name),
         (AUTOSCALER, app_name),
+        (DISRUPTION_BUDGET, app_name),
     ]
 
 
@@ -82,6 +85,37 @@ def is_operator_issuer(obj: dict[str, Any]) -> bool:
 
 def served_hosts(app: FastAPIApp) -> list[str]:
     return sorted(set(app.spec.ingress.hosts)) if app.spec.ingress is not None else []
+
+
+def step_names(job: dict[str, Any]) -> list[str]:
+    spec = job["spec"]["template"]["spec"]
+    return [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
+
+
+def _job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in (job.get("status") or {}).get("conditions") or []
+                 if c.get("type") == type_ and c.get("status") == "True"), None)
+
+
+def job_finished(job: dict[str, Any]) -> bool:
+    return bool(_job_condition(job, "Complete") or _job_condition(job, "Failed"))
+
+
+def migration_hold(app: FastAPIApp, job: dict[str, Any]) -> ReconcileError | None:
+    """Why the Deployment must wait for this Job, or None once it succeeded."""
+    if _job_condition(job, "Complete"):
+        return None
+    name = f"Job {app.namespace}/{job['metadata']['name']}"
+    steps = ", ".join(step_names(job))
+    failed = _job_condition(job, "Failed")
+    if failed:
+        return MigrationFailed(
+            f"{name} (preStart {steps}) failed: {failed.get('message') or failed.get('reason') or 'its pod failed'}. "
+            f"The Deployment stays at its current version. Read `kubectl logs -n {app.namespace} "
+            f"job/{job['metadata']['name']}`, then fix the step or the image in the FastAPIApp (a changed spec "
+            f"starts a new Job), or delete the Job to run it again")
+    return MigrationRunning(f"{name} runs preStart {steps} once for this rollout; the Deployment keeps its "
+                            f"current pods until it succeeds")
 
 
 def _describe(kind: Kind, name: str, namespace: str | None) -> str:
@@ -117,7 +151,8 @@ class Reconciler:
                 raise InvalidSpec(describe_validation_error(error)) from None
             rendered = render_app(app, self.settings)
             tls, url = rendered.plan.tls, rendered.plan.url
-            objects = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome)
+            objects = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome,
+                                          rendered.migration)
             deployment = objects.get((DEPLOYMENT, name))
             if tls:
                 certificate = self.kube.get(CERTIFICATE, namespace, tls_secret_name(name))
@@ -139,8 +174,11 @@ class Reconciler:
         return outcome
 
     def _sync_children(self, app: FastAPIApp, manifests: list[dict[str, Any]], referenced_issuer: str | None,
-                       outcome: Outcome) -> dict[tuple[Kind, str], dict[str, Any]]:
-        """Make every child say exactly what `manifests` say; return the children as they are now."""
+                       outcome: Outcome, migration: dict[str, Any] | None = None,
+                       ) -> dict[tuple[Kind, str], dict[str, Any]]:
+        """Make every child say exactly what `manifests` say; return the children as they are now.
+        With a `migration` Job, the Deployment's pod template changes only once the Job succeeded;
+        until then `outcome.error` says why it waits."""
         uid = app.metadata.uid or ""
         desired_keys = {(kind_of(m), m["metadata"]["name"]) for m in manifests}
 
@@ -173,10 +211,21 @@ class Reconciler:
                     f"or use spec.tls.acme to let the operator manage one"
                 )
 
+        jobs = [job for job in self.kube.list(JOB, app.namespace, migration_selector(app.name))
+                if is_controlled_by(job, uid)]
+        deployment_key = (DEPLOYMENT, app.name)
+        held: ReconcileError | None = None
+        new_job = None
+        desired_deployment = next(m for m in manifests if kind_of(m) is DEPLOYMENT)
+        if migration is not None and changes_pod_template(desired_deployment, live.get(deployment_key)):
+            job = next((j for j in jobs if j["metadata"]["name"] == migration["metadata"]["name"]), None)
+            new_job = migration if job is None else None
+            held = migration_hold(app, job or migration)
+
         changed = [m for m in manifests if needs_apply(m, live.get((kind_of(m), m["metadata"]["name"])))]
         # What the schema could not catch (an env var the core API rejects, ...) fails here,
         # before anything is written.
-        for manifest in changed:
+        for manifest in changed + ([new_job] if new_job else []):
             try:
                 self.kube.apply(manifest, dry_run=True)
             except ApiException as error:
@@ -187,10 +236,14 @@ class Reconciler:
                 ) from None
 
         self._claim_hosts(app)
+        if new_job is not None:
+            self._create_migration_job(app, new_job, outcome)
 
         current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
         for manifest in manifests:
             key = (kind_of(manifest), manifest["metadata"]["name"])
+            if key == deployment_key and held is not None:
+                continue  # the old pods keep serving while the migration runs or after it failed
             if key[0] is CLUSTER_ISSUER:
                 result = self._ensure_issuer(manifest)
                 if result is not None:
@@ -212,7 +265,38 @@ class Reconciler:
                 self.kube.delete(kind, app.namespace, child_name)
                 current.pop((kind, child_name), None)
                 outcome.changes.append(f"Deleted {_describe(kind, child_name, app.namespace)}")
+        self._prune_migration_jobs(app, jobs, migration, outcome)
+        outcome.error = held
         return current
+
+    def _create_migration_job(self, app: FastAPIApp, job: dict[str, Any], outcome: Outcome) -> None:
+        """Create, never apply: a Job of that name that is not this app's is a conflict, not ours to take."""
+        name = job["metadata"]["name"]
+        try:
+            self.kube.create(job)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self.kube.get(JOB, app.namespace, name)
+            if existing is None or not is_controlled_by(existing, app.metadata.uid or ""):
+                raise Conflict(f"Job {app.namespace}/{name} already exists and is not owned by this FastAPIApp: "
+                               f"delete or rename it") from None
+            return
+        outcome.changes.append(f"Created {_describe(JOB, name, app.namespace)}: runs preStart "
+                               f"{', '.join(step_names(job))} once, before the new version's pods start")
+
+    def _prune_migration_jobs(self, app: FastAPIApp, jobs: list[dict[str, Any]], migration: dict[str, Any] | None,
+                              outcome: Outcome) -> None:
+        """Keep the current Job and the newest finished ones for their logs; a Job still running is
+        never cut short (a migration stopped halfway is worse than one that finishes)."""
+        current = migration["metadata"]["name"] if migration else None
+        finished = sorted((job for job in jobs if job["metadata"]["name"] != current and job_finished(job)),
+                          key=lambda job: job["metadata"]["creationTimestamp"], reverse=True)
+        keep = KEPT_MIGRATION_JOBS - 1 if migration else 0
+        for job in finished[keep:]:
+            if self.kube.delete(JOB, app.namespace, job["metadata"]["name"]):
+                outcome.changes.append(f"Deleted {_describe(JOB, job['metadata']['name'], app.namespace)}: "
+                                       f"an older migration")
 
     def _ensure_issuer(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Apply the shared ClusterIssuer if it is missing or differs; None when it was right."""
@@ -312,8 +396,9 @@ class Reconciler:
         previous = next((c for c in body.get("status", {}).get("conditions", []) if c.get("type") == RECONCILED), {})
         error = outcome.error
         if error is not None and (previous.get("reason"), previous.get("message")) != (error.reason, error.message):
-            log.warning(error.message, extra={**app_context(metadata), "reason": error.reason})
-            events.append(("Warning", error.reason, error.message))
+            level = logging.WARNING if error.event_type == "Warning" else logging.INFO
+            log.log(level, error.message, extra={**app_context(metadata), "reason": error.reason})
+            events.append((error.event_type, error.reason, error.message))
         for event_type, reason, message in events:
             try:
                 self.kube.post_event(body, event_type, reason, message)

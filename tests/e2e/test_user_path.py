@@ -52,7 +52,7 @@ def app_manifest(namespace: str, image: str = rig.HELLO_IMAGE, replicas: int = 2
             "image": image, "replicas": replicas, "healthPath": "/health",
             "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
             "preStart": [{"name": "migrate", "command": ["python", "-c", "print('migrated')"]}],
-            "ingress": {"hosts": [HOST], "path": PREFIX, "className": "traefik"},
+            "ingress": {"hosts": [HOST], "path": PREFIX, "className": "traefik", "hsts": {"maxAgeSeconds": 600}},
             "tls": {"acme": {"email": "ops@example.com", "server": PEBBLE_DIRECTORY, "caBundle": ca_bundle}},
         },
     }
@@ -150,6 +150,13 @@ def test_plain_http_is_redirected_to_https(kind_cluster, ready_app):
     status, headers, _ = curl(kind_cluster, f"{PREFIX}/echo", scheme="http")
     assert status in (301, 308)
     assert headers["location"].startswith(f"https://{HOST}")
+
+
+def test_https_answers_carry_hsts_and_the_plain_http_redirect_does_not(kind_cluster, ready_app, pebble_root):
+    _, headers, _ = curl(kind_cluster, f"{PREFIX}/echo", ca=pebble_root)
+    assert headers.get("strict-transport-security") == "max-age=600"
+    _, headers, _ = curl(kind_cluster, f"{PREFIX}/echo", scheme="http")
+    assert "strict-transport-security" not in headers
 
 
 def test_only_the_prefix_reaches_the_app(kind_cluster, ready_app, pebble_root):

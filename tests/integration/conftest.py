@@ -1,9 +1,10 @@
 """The integration tier: the operator as a separate process against a real API server.
 
 By default the session brings up the project's own control plane (tests/controlplane/). With
-FASTAPI_OPERATOR_TEST_KUBECONFIG set, it uses that cluster instead (the kind cluster of `make kind-up`),
-and kubectl from PATH. Without Go, and not on CI, the tier is skipped with the reason printed;
-on CI it never skips.
+FASTAPI_OPERATOR_TEST_KUBECONFIG set, it uses that cluster instead, and kubectl from PATH; on real
+nodes, FASTAPI_OPERATOR_TEST_IMAGE(_NEXT) must name runnable FastAPI images. The kind tier runs the
+suite that way (tests/e2e/test_whole_suite_on_real_pods.py). Without Go, and not on CI, the tier
+is skipped with the reason printed; on CI it never skips.
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=REPO)
 
 
-def test_render_prints_the_six_kinds_of_the_full_example():
+def test_render_prints_every_kind_of_the_full_example():
     result = run("render", "-f", "examples/hello/fastapiapp-full.yaml")
     assert result.returncode == 0, result.stderr
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout))
-    assert kinds == ["ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Service"]
+    assert kinds == ["ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job", "NetworkPolicy",
+                     "PodDisruptionBudget", "Service"]
     assert "--root-path" in result.stdout and "&id" not in result.stdout
 
 

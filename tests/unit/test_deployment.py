@@ -139,12 +139,3 @@ def test_service_is_port_80_named_http_to_the_container_port(render):
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert app_container(render(port=9000))["ports"][0] == {"name": "http", "containerPort": 9000, "protocol": "TCP"}
-
-
-def test_a_stopping_pod_keeps_serving_until_the_proxy_has_moved_on(render):
-    from fastapi_operator.render.deployment import PRE_STOP_PAUSE_SECONDS
-
-    container = app_container(render())
-    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_PAUSE_SECONDS}}}
-    # The pause and uvicorn's graceful shutdown fit in the default grace period (30 s).
-    assert PRE_STOP_PAUSE_SECONDS < 30

@@ -102,6 +102,7 @@ def test_autoscaler_targets_the_deployment_on_cpu(render):
     assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
 
 
-def test_full_spec_renders_the_six_kinds(render):
+def test_full_spec_renders_every_kind(render):
     assert sorted({m["kind"] for m in render(full=True).manifests}) == [
-        "ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Service"]
+        "ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "PodDisruptionBudget",
+        "Service"]

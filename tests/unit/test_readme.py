@@ -18,10 +18,11 @@ def readme_app() -> str:
     return app
 
 
-def test_the_readme_example_renders_to_the_six_kinds():
+def test_the_readme_example_renders_to_every_kind():
     result = subprocess.run([sys.executable, "-m", "fastapi_operator.cli", "render", "-f", "-"],
                             input=readme_app(), capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout))
-    assert kinds == ["ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Service"]
+    assert kinds == ["ClusterIssuer", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job", "NetworkPolicy",
+                     "PodDisruptionBudget", "Service"]
     assert "--root-path" in result.stdout and "alembic" in result.stdout

@@ -43,6 +43,13 @@ Server-side apply is a PATCH, and a PATCH that creates the object also needs cre
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+# Migration Jobs: created once under a name that says what they run, never updated.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
 - apiGroups: [traefik.io]
   resources: [middlewares]
   verbs: [get, list, watch, create, patch, delete]

@@ -10,9 +10,11 @@ from ..api import FastAPIApp
 from ..settings import Settings
 from .autoscaler import render_autoscaler
 from .deployment import render_deployment
+from .disruption_budget import render_disruption_budget
 from .ingress import render_ingresses
 from .issuer import render_cluster_issuer
 from .middleware import render_traefik_middlewares
+from .migration import render_migration_job
 from .networkpolicy import render_network_policy
 from .plan import Plan, plan_app
 from .service import render_service
@@ -23,6 +25,13 @@ class Rendered:
     plan: Plan
     # In the order they are applied: what others refer to comes first.
     manifests: list[dict[str, Any]]
+    # The Job that must succeed before the Deployment's pods change (OncePerRollout steps).
+    migration: dict[str, Any] | None = None
+
+    @property
+    def every_manifest(self) -> list[dict[str, Any]]:
+        """What `fastapi-operator render` prints: the migration Job first, as it runs first."""
+        return ([self.migration] if self.migration else []) + self.manifests
 
 
 def render_app(app: FastAPIApp, settings: Settings) -> Rendered:
@@ -38,4 +47,7 @@ def render_app(app: FastAPIApp, settings: Settings) -> Rendered:
         manifests.append(render_network_policy(app, plan))
     if app.spec.autoscaling is not None:
         manifests.append(render_autoscaler(app))
-    return Rendered(plan, manifests)
+    budget = render_disruption_budget(app)
+    if budget is not None:
+        manifests.append(budget)
+    return Rendered(plan, manifests, render_migration_job(app))

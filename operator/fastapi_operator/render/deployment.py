@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import FastAPIApp
-from ..meta import DEFAULT_RUN_AS_USER, child_labels, selector_labels
+from ..api import EVERY_POD, FastAPIApp
+from ..meta import child_labels, selector_labels
 from .common import child_metadata
 from .plan import Plan
+from .pod import base_pod_spec, container_security_context, pod_metadata, step_container
 
 APP_CONTAINER = "app"
 PORT_NAME = "http"
-PRIVILEGED_PORT_LIMIT = 1024
-# A stopping pod keeps serving this long before it gets SIGTERM: the ingress controller sends
-# it requests until its endpoints update (about a second for Traefik), and uvicorn stops
-# accepting connections at SIGTERM. The pause needs no binary in the image (a sleep action).
-# Measured on the kind tier: 4 of 223 requests failed during a rollout without it.
-PRE_STOP_PAUSE_SECONDS = 5
+# Replicas spread over nodes, then zones: soft, so a one-node cluster (or nodes without zone
+# labels) still schedules every pod.
+SPREAD_TOPOLOGY_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
 def fastapi_run_command(app: FastAPIApp, plan: Plan) -> list[str]:
-    """`fastapi run` in exec form, so SIGTERM reaches uvicorn; never --workers."""
+    """`fastapi run` in exec form, so SIGTERM reaches uvicorn; never --workers. It has no graceful
+    shutdown timeout option (fastapi-cli 0.0.34): uvicorn finishes the requests in flight until
+    the kubelet kills it at the end of terminationGracePeriodSeconds."""
     spec = app.spec
     target = ["--entrypoint", spec.app] if ":" in spec.app else [spec.app]
     command = ["fastapi", "run", *target, "--host", "0.0.0.0", "--port", str(spec.port)]
@@ -39,33 +39,12 @@ def server_environment(app: FastAPIApp, plan: Plan) -> list[dict[str, str]]:
         "UVICORN_PROXY_HEADERS": "true",
         "UVICORN_FORWARDED_ALLOW_IPS": plan.forwarded_allow_ips,
         "FORWARDED_ALLOW_IPS": plan.forwarded_allow_ips,
+        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": str(app.spec.shutdown.timeout_seconds),
     }
     if plan.root_path:
         env["UVICORN_ROOT_PATH"] = plan.root_path
         env["ROOT_PATH"] = plan.root_path
     return [{"name": name, "value": value} for name, value in env.items()]
-
-
-def container_security_context(port: int | None = None) -> dict[str, Any]:
-    capabilities: dict[str, list[str]] = {"drop": ["ALL"]}
-    if port is not None and port < PRIVILEGED_PORT_LIMIT:
-        capabilities["add"] = ["NET_BIND_SERVICE"]
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": capabilities,
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": DEFAULT_RUN_AS_USER,
-        "runAsGroup": DEFAULT_RUN_AS_USER,
-        "fsGroup": DEFAULT_RUN_AS_USER,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def probes(health_path: str | None) -> dict[str, Any]:
@@ -82,20 +61,40 @@ def probes(health_path: str | None) -> dict[str, Any]:
     }
 
 
+def graceful_stop(app: FastAPIApp) -> dict[str, Any]:
+    """The app container's part of spec.shutdown: a stopping pod keeps serving for drainSeconds,
+    because the ingress controller sends it requests until its endpoints update (about a second
+    for Traefik) while uvicorn stops accepting connections at SIGTERM. The pause is a sleep
+    action, so it needs no binary in the image. Measured on the kind tier: 4 of 223 requests
+    failed during a rollout without it."""
+    drain = app.spec.shutdown.drain_seconds
+    return {"lifecycle": {"preStop": {"sleep": {"seconds": drain}}}} if drain else {}
+
+
+def spread_constraints(app: FastAPIApp) -> list[dict[str, Any]]:
+    return [{
+        "maxSkew": 1,
+        "topologyKey": key,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector_labels(app.name)},
+        # Spread each ReplicaSet on its own: mid-rollout, old pods do not skew where new ones go.
+        "matchLabelKeys": ["pod-template-hash"],
+    } for key in SPREAD_TOPOLOGY_KEYS]
+
+
 def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     spec = app.spec
     user_env = [variable.wire() for variable in spec.env]
     user_env_from = [source.wire() for source in spec.env_from]
-    resources = spec.resources.wire()
 
     app_container: dict[str, Any] = {
         "name": APP_CONTAINER,
         "image": spec.image,
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
-        "resources": resources,
+        "resources": spec.resources.wire(),
         "securityContext": container_security_context(spec.port),
         **probes(spec.health_path),
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_PAUSE_SECONDS}}},
+        **graceful_stop(app),
     }
     if spec.command:
         app_container["command"] = list(spec.command)
@@ -108,31 +107,13 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     if user_env_from:
         app_container["envFrom"] = user_env_from
 
-    init_containers = []
-    for step in spec.pre_start:
-        step_env = user_env if step.env is None else [v.wire() for v in step.env]
-        step_env_from = user_env_from if step.env_from is None else [s.wire() for s in step.env_from]
-        init_container: dict[str, Any] = {
-            "name": step.name,
-            "image": step.image or spec.image,
-            "command": list(step.command),
-            "resources": resources,
-            "securityContext": container_security_context(),
-        }
-        if step_env:
-            init_container["env"] = step_env
-        if step_env_from:
-            init_container["envFrom"] = step_env_from
-        init_containers.append(init_container)
-
     pod_spec: dict[str, Any] = {
-        # The app talks to its users, not to the Kubernetes API.
-        "automountServiceAccountToken": False,
-        # Service links would inject e.g. UVICORN_PORT=tcp://... for a Service named uvicorn.
-        "enableServiceLinks": False,
-        "securityContext": pod_security_context(),
+        **base_pod_spec(app),
+        "terminationGracePeriodSeconds": spec.shutdown.grace_period_seconds,
+        "topologySpreadConstraints": spread_constraints(app),
         "containers": [app_container],
     }
+    init_containers = [step_container(app, step) for step in spec.pre_start if step.run == EVERY_POD]
     if init_containers:
         pod_spec["initContainers"] = init_containers
 
@@ -140,7 +121,7 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         "selector": {"matchLabels": selector_labels(app.name)},
         # A new pod must be Ready before an old one goes: updates cause no downtime.
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
-        "template": {"metadata": {"labels": child_labels(app.name)}, "spec": pod_spec},
+        "template": {"metadata": pod_metadata(app, child_labels(app.name)), "spec": pod_spec},
     }
     if spec.autoscaling is None:
         deployment_spec["replicas"] = spec.replicas

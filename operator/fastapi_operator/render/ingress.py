@@ -8,6 +8,7 @@ from typing import Any
 from ..api import FastAPIApp
 from ..meta import (
     CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION,
+    hsts_middleware_name,
     redirect_https_middleware_name,
     redirect_ingress_name,
     strip_prefix_middleware_name,
@@ -88,6 +89,12 @@ def render_nginx_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     if plan.tls:
         annotations[NGINX + "ssl-redirect"] = "true"
         annotations[NGINX + "force-ssl-redirect"] = "true"
+        hsts = app.spec.ingress.hsts if app.spec.ingress else None
+        if hsts is not None:
+            # ingress-nginx has no per-Ingress HSTS setting, only a snippet. more_set_headers
+            # replaces the controller's global header (on by default) instead of adding a second.
+            annotations[NGINX + "configuration-snippet"] = (
+                f'more_set_headers "Strict-Transport-Security: {hsts.header()}";')
     else:
         annotations[NGINX + "ssl-redirect"] = "false"
     return _ingress(app, plan, app.name, annotations, _rules(app, [(path, path_type)]), plan.tls)
@@ -100,6 +107,8 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
     middlewares = []
     if plan.root_path:
         middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.name)))
+    if plan.tls and app.spec.ingress is not None and app.spec.ingress.hsts is not None:
+        middlewares.append(traefik_middleware_ref(app.namespace, hsts_middleware_name(app.name)))
     annotations = _certificate_annotations(plan)
     if plan.tls:
         annotations[TRAEFIK + "router.entrypoints"] = "websecure"

@@ -1,11 +1,11 @@
-"""Traefik Middlewares: strip the path prefix, and redirect HTTP to HTTPS."""
+"""Traefik Middlewares: strip the path prefix, redirect HTTP to HTTPS, and send HSTS."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..api import FastAPIApp
-from ..meta import redirect_https_middleware_name, strip_prefix_middleware_name
+from ..meta import hsts_middleware_name, redirect_https_middleware_name, strip_prefix_middleware_name
 from .common import child_metadata
 from .plan import Plan
 
@@ -34,5 +34,12 @@ def render_traefik_middlewares(app: FastAPIApp, plan: Plan) -> list[dict[str, An
         middlewares.append(_middleware(
             app, redirect_https_middleware_name(app.name),
             {"redirectScheme": {"scheme": "https", "permanent": True}},
+        ))
+    hsts = app.spec.ingress.hsts
+    if hsts is not None and plan.tls:
+        # The exact header, as on every flavour (Traefik's stsSeconds cannot say max-age=0).
+        middlewares.append(_middleware(
+            app, hsts_middleware_name(app.name),
+            {"headers": {"customResponseHeaders": {"Strict-Transport-Security": hsts.header()}}},
         ))
     return middlewares

@@ -1,0 +1,44 @@
+"""The shared integration suite (tests/integration), run once more against the kind cluster: the
+same claims about the API, now with pods that really start, probe and stop. The chart's operator
+steps aside for the run, since the suite starts its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.e2e import rig
+
+# Real pods on one node: 50 of them take the kubelet ~100 s to start, which measures the node,
+# not the operator (the control-plane run keeps 50).
+BURST_ON_ONE_NODE = 20
+
+
+def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_cluster: rig.Cluster, report, tmp_path):
+    kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=0")
+    kind_cluster.kubectl("wait", "-n", rig.OPERATOR_NAMESPACE, "--for=delete", "pod",
+                         "-l", "app.kubernetes.io/name=fastapi-operator", "--timeout=60s")
+    env = {
+        **os.environ,
+        "FASTAPI_OPERATOR_TEST_KUBECONFIG": str(kind_cluster.kubeconfig),
+        "FASTAPI_OPERATOR_TEST_IMAGE": rig.HELLO_IMAGE,
+        "FASTAPI_OPERATOR_TEST_IMAGE_NEXT": rig.HELLO_IMAGE_NEXT,
+        "FASTAPI_OPERATOR_TEST_BURST": str(BURST_ON_ONE_NODE),
+        "PATH": f"{kind_cluster.kubectl_bin.parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    output = tmp_path / "integration-on-kind.log"
+    started = time.monotonic()
+    try:
+        with output.open("w") as log:
+            result = subprocess.run([sys.executable, "-m", "pytest", "-ra", "-q", "-p", "no:cacheprovider",
+                                     "tests/integration"], cwd=rig.REPO, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, timeout=1500)
+    finally:
+        kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=1")
+    lines = output.read_text(errors="replace").splitlines()
+    summary = next((line for line in reversed(lines) if " passed" in line or " failed" in line), "no summary")
+    report("integration suite on kind", f"{summary.strip('= ')} ({time.monotonic() - started:.0f}s)")
+    assert result.returncode == 0, "the integration suite failed on kind:\n" + "\n".join(lines[-150:])
+    kind_cluster.wait_available(rig.OPERATOR_NAMESPACE, "fastapi-operator")
