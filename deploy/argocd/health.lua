@@ -16,6 +16,12 @@ for _, condition in ipairs(status.conditions) do
 end
 
 local reconciled = conditions["Reconciled"]
+-- A migration Job still running holds the rollout on purpose: that is progress, not a fault.
+if reconciled ~= nil and reconciled.status == "False" and reconciled.reason == "MigrationRunning" then
+  hs.status = "Progressing"
+  hs.message = "MigrationRunning: " .. (reconciled.message or "")
+  return hs
+end
 if reconciled ~= nil and reconciled.status == "False" then
   hs.status = "Degraded"
   hs.message = (reconciled.reason or "ReconcileError") .. ": " .. (reconciled.message or "")

@@ -30,6 +30,13 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An app's name becomes its Service's name and a label value, so it must be a DNS-1035 label.
+APP_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+APP_NAME_MAX_LENGTH = 63
+APP_NAME_RULE = (
+    "metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter, "
+    "ending with a letter or digit, at most 63 characters (the app's Service and labels take its name)"
+)
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # No trailing slash and no regex metacharacters: the prefix is spliced into ingress-nginx's
 # regex path and Traefik's StripPrefix, and reaches the app verbatim as --root-path.
@@ -46,6 +53,8 @@ BASE64_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
 # check are names, paths and addresses, never secrets, so messages may quote them.
 PATTERN_HINTS = {
     DNS_LABEL_PATTERN: "must be a DNS label: lowercase letters, digits and '-', at most 63",
+    APP_NAME_PATTERN: "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter "
+                      "(the app's Service and labels take its name)",
     DNS_SUBDOMAIN_PATTERN: "must be a lowercase DNS name such as hello.example.com (no wildcards)",
     PATH_PATTERN: "must start with '/', must not end with '/', and may use letters, digits and . _ ~ - only",
     EMAIL_PATTERN: "must be an email address such as ops@example.com",
@@ -678,7 +687,7 @@ class ObjectMeta(BaseModel):
     """The metadata `render` needs; everything else is passed through untouched."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+    name: str = Field(min_length=1, max_length=APP_NAME_MAX_LENGTH, pattern=APP_NAME_PATTERN)
     namespace: str = "default"
     uid: str | None = None
     generation: int | None = None

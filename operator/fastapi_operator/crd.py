@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .api import (
+    APP_NAME_MAX_LENGTH,
+    APP_NAME_PATTERN,
+    APP_NAME_RULE,
     GROUP,
     KIND,
     PLURAL,
@@ -134,18 +137,31 @@ def chart_crd_template() -> str:
     return "{{- if .Values.crds.install }}\n" + GENERATED_HEADER + documents + "{{- end }}\n"
 
 
-def _root_schema(description: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+def _root_schema(description: str, spec: dict[str, Any], status: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None, rules: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The schema of a whole object of the operator's API: identity, metadata, spec, status."""
     properties: dict[str, Any] = {
         "apiVersion": {"type": "string"},
         "kind": {"type": "string"},
-        "metadata": {"type": "object"},
+        "metadata": {"type": "object", **(metadata or {})},
         "spec": spec,
     }
     if status is not None:
         properties["status"] = status
-    return {"openAPIV3Schema": {"type": "object", "description": description, "required": ["spec"],
-                                "properties": properties}}
+    schema: dict[str, Any] = {"type": "object", "description": description, "required": ["spec"],
+                              "properties": properties}
+    if rules:
+        schema["x-kubernetes-validations"] = rules
+    return {"openAPIV3Schema": schema}
+
+
+def _app_name_rules() -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A CRD may bound metadata.name; the CEL rule then says why, at `kubectl apply`, instead of
+    an InvalidSpec condition after the app exists."""
+    metadata = {"properties": {"name": {"type": "string", "maxLength": APP_NAME_MAX_LENGTH}}}
+    rule = {"rule": f"self.metadata.name.matches('{APP_NAME_PATTERN}')", "message": APP_NAME_RULE,
+            "fieldPath": ".metadata.name"}
+    return metadata, [rule]
 
 
 def render_crd() -> dict[str, Any]:
@@ -183,7 +199,7 @@ def render_crd() -> dict[str, Any]:
                     "A FastAPI app deployed the way FastAPI's deployment guide says: one process per "
                     "container, HTTPS at the Ingress, proxy headers trusted from the proxy only, the path "
                     "prefix as --root-path.",
-                    spec_schema, status_schema,
+                    spec_schema, status_schema, *_app_name_rules(),
                 ),
             }],
         },

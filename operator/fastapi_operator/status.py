@@ -12,8 +12,9 @@ READY = "Ready"
 AVAILABLE = "Available"
 CERTIFICATE_READY = "CertificateReady"
 RECONCILED = "Reconciled"
-# Ready is the conjunction of these, in this order.
+# Ready is the conjunction of these, in this order; when one is not True, Ready says which.
 READY_PARTS = (RECONCILED, AVAILABLE, CERTIFICATE_READY)
+NOT_READY_REASONS = {RECONCILED: "NotReconciled", AVAILABLE: "NotAvailable", CERTIFICATE_READY: "CertificateNotReady"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def conditions(values: dict[str, ConditionValue], generation: int | None,
     failing = [(type_, values[type_]) for type_ in READY_PARTS if values[type_].status != "True"]
     if failing:
         type_, value = failing[0]
-        ready = ConditionValue("False", f"{type_}Not{value.status}", f"{type_}: {value.reason}: {value.message}")
+        ready = ConditionValue("False", NOT_READY_REASONS[type_], f"{type_}: {value.reason}: {value.message}")
     else:
         ready = ConditionValue("True", "Ready", "the app is available and its certificate is ready")
     result = []

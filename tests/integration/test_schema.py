@@ -9,6 +9,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from fastapi_operator.api import FastAPIApp
 from fastapi_operator.kube import FASTAPIAPP
 from tests.manifests import INVALID_SPECS, VALID_SPECS, app_manifest
 
@@ -59,3 +60,18 @@ def test_every_example_is_accepted_by_the_api_server(cluster, namespace):
         for document in yaml.safe_load_all(path.read_text()):
             document["metadata"]["namespace"] = namespace
             create(cluster, document, dry_run=True)
+
+
+@pytest.mark.parametrize("name", ["1app", "dotted.name", "a" * 64, "ends-with-"])
+def test_a_name_no_service_can_take_is_refused_at_admission_with_the_rule(cluster, namespace, name):
+    with pytest.raises(ApiException) as caught:
+        create(cluster, app_manifest(name, namespace))
+    message = json.loads(caught.value.body)["message"]
+    assert caught.value.status in (400, 422), message
+    assert "metadata.name" in message and ("DNS-1035" in message or "63" in message), message
+    with pytest.raises(ValueError, match="name"):
+        FastAPIApp.model_validate(app_manifest(name, namespace))
+
+
+def test_the_longest_name_a_service_can_take_is_accepted(cluster, namespace):
+    create(cluster, app_manifest("a" * 63, namespace), dry_run=True)

@@ -67,7 +67,7 @@ def test_a_failed_rollout_says_so():
 def test_a_reconcile_error_is_reconciled_false_with_its_reason():
     result = status(error=Conflict("Deployment shop/hello already exists"))
     assert conditions(result)["Reconciled"] == ("False", "Conflict")
-    assert conditions(result)["Ready"] == ("False", "ReconciledNotFalse")
+    assert conditions(result)["Ready"] == ("False", "NotReconciled")
 
 
 def test_transition_time_is_kept_while_status_is_unchanged():
