@@ -58,6 +58,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
     from .api import FastAPIApp, describe_validation_error
     from .errors import ReconcileError
     from .render import render_app
+    from .render.ingress_class import CONVENTIONAL_CLASSES
     from .yaml_output import dump_all
 
     text = sys.stdin.read() if args.filename == "-" else open(args.filename, encoding="utf-8").read()
@@ -67,7 +68,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
             continue
         try:
             app = FastAPIApp.model_validate(document)
-            manifests += render_app(app, settings).every_manifest
+            manifests += render_app(app, settings, CONVENTIONAL_CLASSES).every_manifest
         except ValidationError as error:
             print(f"error: {args.filename}: invalid FastAPIApp: {describe_validation_error(error)}", file=sys.stderr)
             return 1

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP, KIND, PLURAL, VERSION
-from .kube import CERTIFICATE, WATCHED_CHILD_KINDS, Kube, load_api_client
+from .kube import CERTIFICATE, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
 from .reconcile import Reconciler
 from .settings import Settings
@@ -123,3 +123,17 @@ def certificate_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: A
     ingress_name = _controller_name(body, "Ingress")
     if ingress_name:
         memo.runtime.queue.add((namespace, ingress_name))
+
+
+@kopf.on.event(INGRESS_CLASS.group, "v1", INGRESS_CLASS.plural)
+async def ingress_class_changed(memo: kopf.Memo, **_: Any) -> None:
+    """A class added, removed, re-annotated or made the default can change any app's flavour,
+    admitted namespace or class: every app is checked now, not at the next resync."""
+    runtime: Runtime = memo.runtime
+    try:
+        apps = await asyncio.to_thread(runtime.reconciler.list_apps)
+    except Exception:
+        log.exception("could not list the apps after an IngressClass changed; the resync will catch up")
+        return
+    for app in apps:
+        runtime.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))

@@ -45,6 +45,7 @@ class Kind:
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 SERVICE = Kind("v1", "Service", "services")
 INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
+INGRESS_CLASS = Kind("networking.k8s.io/v1", "IngressClass", "ingressclasses", namespaced=False)
 NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 MIDDLEWARE = Kind("traefik.io/v1alpha1", "Middleware", "middlewares")
@@ -58,7 +59,7 @@ EVENT = Kind("v1", "Event", "events")
 
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
-    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB,
+    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS,
 )}
 # Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
 WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB)
@@ -139,12 +140,12 @@ class Kube:
                 raise _missing_api(kind) from error
             raise
 
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def create(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Create, never overwrite: the API server answers 409 when the name is taken, which
         makes a first-come claim atomic across operators."""
         kind = kind_of(manifest)
         return self._call("POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
-                          query=[("fieldManager", FIELD_MANAGER)])
+                          query=[("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else []))
 
     def json_patch(self, kind: Kind, namespace: str | None, name: str, operations: list[dict[str, Any]]) -> dict:
         return self._call("PATCH", kind.path(namespace, name), body=operations,

@@ -19,6 +19,8 @@ from .labels import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAM
 # install's namespaces. An install only ever collects objects of its own scope.
 LABEL_SCOPE = f"{API_VERSION.split('/')[0]}/scope"
 ANNOTATION_CLAIMED_BY = f"{API_VERSION.split('/')[0]}/claimed-by"
+# On an IngressClass, by the platform team: the namespace its controller's pods run in.
+ANNOTATION_CONTROLLER_NAMESPACE = f"{API_VERSION.split('/')[0]}/controller-namespace"
 
 CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 

@@ -21,8 +21,8 @@ from .compare import changes_pod_template, needs_apply
 from .errors import Conflict, InvalidSpec, MigrationFailed, MigrationRunning, ReconcileError
 from .guarded import is_guarded
 from .kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM, INGRESS, JOB,
-    MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM, INGRESS,
+    INGRESS_CLASS, JOB, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
 from .logs import app_context
 from .managed_fields import applied_by, foreign_fields, removal_patch
@@ -33,6 +33,7 @@ from .meta import (
 )
 from .render import render_app
 from .render.hostclaim import render_host_claim
+from .render.ingress_class import IngressClassFacts, IngressClasses
 from .render.plan import plan_app
 from .render.issuer import ACME_ISSUER_COMPONENT
 from .render.migration import KEPT_MIGRATION_JOBS, migration_selector
@@ -149,7 +150,8 @@ class Reconciler:
                 app = FastAPIApp.model_validate(body)
             except ValidationError as error:
                 raise InvalidSpec(describe_validation_error(error)) from None
-            rendered = render_app(app, self.settings)
+            classes = self.ingress_classes() if app.spec.ingress is not None else {}
+            rendered = render_app(app, self.settings, classes)
             tls, url = rendered.plan.tls, rendered.plan.url
             objects = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome,
                                           rendered.migration)
@@ -227,7 +229,10 @@ class Reconciler:
         # before anything is written.
         for manifest in changed + ([new_job] if new_job else []):
             try:
-                self.kube.apply(manifest, dry_run=True)
+                if manifest is new_job:
+                    self.kube.create(manifest, dry_run=True)  # Jobs are created, never applied
+                else:
+                    self.kube.apply(manifest, dry_run=True)
             except ApiException as error:
                 if error.status not in (400, 422):
                     raise
@@ -434,12 +439,16 @@ class Reconciler:
         apps = [app for ns in namespaces for app in self.kube.list(FASTAPIAPP, ns)]
         return [app for app in apps if not app["metadata"].get("deletionTimestamp")]
 
+    def ingress_classes(self) -> IngressClasses:
+        return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.kube.list(INGRESS_CLASS))}
+
     def issuers_in_use(self, apps: Iterable[FastAPIApp]) -> set[str]:
         """Issuers the operator makes for these apps, and any an app names in spec.tls.clusterIssuer."""
         used = set()
+        classes = self.ingress_classes()
         for app in apps:
             try:
-                plan = plan_app(app, self.settings)
+                plan = plan_app(app, self.settings, classes)
             except ReconcileError:
                 continue
             if plan.issuer_name is not None:

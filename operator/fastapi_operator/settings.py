@@ -16,10 +16,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Namespaces to watch, comma-separated; empty watches all.",
     )
-    ingress_class: str = Field("nginx", description="IngressClass when spec.ingress.className is absent.")
-    ingress_namespace: str = Field(
-        "ingress-nginx",
-        description="Namespace of the ingress controller: the only one the NetworkPolicy lets in.",
+    ingress_class: str | None = Field(
+        None, description="IngressClass when spec.ingress.className is absent; unset: the cluster's default "
+        "IngressClass.")
+    ingress_namespace: str | None = Field(
+        None, description="Namespace of the ingress controller, for IngressClasses without the "
+        "fastapi-operator.dev/controller-namespace annotation: the only namespace the NetworkPolicy lets in.",
     )
     acme_email: str | None = Field(None, description="ACME email when spec.tls.acme.email is absent.")
     acme_environment: Literal["production", "staging"] = Field(

@@ -25,6 +25,7 @@ from fastapi_operator.api import FastAPIApp
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.render import render_app
+from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
 from fastapi_operator.settings import Settings
 from tests.harness import (
     MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
@@ -53,7 +54,7 @@ def summary(samples: list[float], unit: float = 1e3, suffix: str = "ms") -> str:
 def bench_render() -> str:
     app = FastAPIApp.model_validate({**full_manifest(), "metadata": {"name": "hello", "namespace": "shop", "uid": "u"}})
     settings = Settings()
-    return summary(timed(lambda: render_app(app, settings), 2000), 1e6, "µs")
+    return summary(timed(lambda: render_app(app, settings, CONVENTIONAL_CLASSES), 2000), 1e6, "µs")
 
 
 def counters(cluster: Cluster, verbs: set[str]) -> float:

@@ -615,8 +615,9 @@ def install_operator(cluster: Cluster, ca_bundle: str) -> None:
 
     repository, tag = OPERATOR_IMAGE.split(":")
     values = {"crds": {"install": False}, "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-              "operator": {"ingressClass": "traefik", "ingressNamespace": "traefik", "acmeEmail": "ops@example.com",
-                           "acmeServer": PEBBLE_DIRECTORY, "acmeCaBundle": ca_bundle}}
+              # No class and no namespace: apps get the default IngressClass (Traefik's), and the
+              # NetworkPolicy admits the namespace that class's annotation names.
+              "operator": {"acmeEmail": "ops@example.com", "acmeServer": PEBBLE_DIRECTORY, "acmeCaBundle": ca_bundle}}
     with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=OPERATOR_NAMESPACE) as config:
         config.install(REPO / "charts" / "fastapi-operator", "fastapi-operator", values,
                        namespace=OPERATOR_NAMESPACE, create_namespace=True, timeout=120)

@@ -33,7 +33,7 @@ def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_clust
     try:
         with output.open("w") as log:
             result = subprocess.run([sys.executable, "-m", "pytest", "-ra", "-q", "-p", "no:cacheprovider",
-                                     "tests/integration"], cwd=rig.REPO, env=env, stdout=log,
+                                     "--durations=10", "tests/integration"], cwd=rig.REPO, env=env, stdout=log,
                                     stderr=subprocess.STDOUT, timeout=1500)
     finally:
         kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=1")

@@ -39,18 +39,32 @@ def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
         yield cluster
 
 
+INGRESS_CLASSES = Path(__file__).with_name("ingress-classes.yaml")
+# Apps that name no class get this one, as they got the old default: the kind cluster's default
+# class is Traefik's, and these tests are about the API, not about which controller serves.
+SESSION_SETTINGS = {"ingress_class": "nginx"}
+
+
+def _with_ingress_classes(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager", "fastapi-operator-tests",
+                    "-f", str(INGRESS_CLASSES))
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     existing = os.environ.get("FASTAPI_OPERATOR_TEST_KUBECONFIG")
     if existing:
-        yield existing_cluster(existing)
+        yield _with_ingress_classes(existing_cluster(existing))
         return
-    yield from _own_control_plane(tmp_path_factory.mktemp("controlplane"))
+    for own in _own_control_plane(tmp_path_factory.mktemp("controlplane")):
+        yield _with_ingress_classes(own)
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log", TEST_RESYNC_SECONDS)
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log", TEST_RESYNC_SECONDS,
+                              settings=SESSION_SETTINGS)
     process.start()
     yield process
     process.stop()

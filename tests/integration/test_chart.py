@@ -11,8 +11,11 @@ import helm_python as helm
 import pytest
 import yaml
 
-from fastapi_operator.kube import AUTOSCALER, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, NETWORK_POLICY, SERVICE
+from fastapi_operator.kube import (
+    AUTOSCALER, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, INGRESS, NETWORK_POLICY, SERVICE,
+)
 from tests.harness import Cluster, OperatorProcess, condition, eventually
+from tests.integration.conftest import SESSION_SETTINGS
 from tests.manifests import full_manifest
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator"
@@ -114,7 +117,7 @@ def test_the_operator_converges_an_app_under_the_charts_service_account(
     """The session's operator (an administrator) steps aside; one authenticated as the chart's
     ServiceAccount runs the whole scenario: apply myapp.yaml, every child, Available."""
     operator.stop()
-    restricted = OperatorProcess(cluster, tmp_path / "restricted-operator.log")
+    restricted = OperatorProcess(cluster, tmp_path / "restricted-operator.log", settings=SESSION_SETTINGS)
     restricted.cluster = Cluster(cluster.kubeconfig, service_account_kubeconfig(cluster, tmp_path / "sa.kubeconfig"),
                                  cluster.kubectl_path, cluster.logs)
     restricted.start()
@@ -128,9 +131,11 @@ def test_the_operator_converges_an_app_under_the_charts_service_account(
 
 
 def _converge_under_restricted_rights(cluster: Cluster, namespace: str, restricted: OperatorProcess) -> None:
-    cluster.apply(full_manifest("rbac", namespace))
+    manifest = full_manifest("rbac", namespace)
+    manifest["spec"]["preStart"][0]["run"] = "OncePerRollout"  # a migration Job and a PodDisruptionBudget too
+    cluster.apply(manifest)
     eventually(lambda: all(cluster.get(kind, namespace, "rbac")
-                           for kind in (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER)),
+                           for kind in (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, DISRUPTION_BUDGET)),
                message="every child, made with the chart's rights")
     eventually(lambda: condition(cluster.app(namespace, "rbac"), "Available").get("status") == "True",
                message="Available under the chart's rights")

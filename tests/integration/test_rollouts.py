@@ -59,10 +59,10 @@ def test_a_migration_runs_once_as_a_job_and_the_deployment_changes_only_after_it
     time.sleep(1)
     assert len(jobs_of(cluster, namespace, "shop")) == 2
 
-    # History: the current Job and the newest finished ones, three in all.
-    for generation, image in ((4, TEST_IMAGE), (5, TEST_IMAGE_NEXT + "-again")):
-        manifest["spec"]["image"] = image
-        manifest["spec"]["replicas"] = 4
+    # History: the current Job and the newest finished ones, three in all. (A new environment
+    # is a new migration too; images must be real on the kind tier.)
+    for generation in (4, 5):
+        manifest["spec"].update(replicas=4, env=[{"name": "ROUND", "value": str(generation)}])
         cluster.apply(manifest)
         eventually(lambda: reconciled_at(cluster, namespace, "shop", generation), timeout=60)
     eventually(lambda: len(jobs_of(cluster, namespace, "shop")) == 3, message="three Jobs kept")

@@ -14,6 +14,7 @@ from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, HOST_
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.settings import Settings
 from tests.harness import OperatorProcess, condition, eventually
+from tests.integration.conftest import SESSION_SETTINGS
 from tests.manifests import app_manifest, full_manifest, namespace_host
 
 
@@ -45,7 +46,7 @@ def second_namespace(cluster):
 
 def test_namespace_restricted_installs_never_collect_each_others_issuers(
         cluster, namespace, second_namespace, operator_paused, tmp_path):
-    installs = {ns: OperatorProcess(cluster, tmp_path / f"{ns}.log", settings={"namespaces": ns})
+    installs = {ns: OperatorProcess(cluster, tmp_path / f"{ns}.log", settings={**SESSION_SETTINGS, "namespaces": ns})
                 for ns in (namespace, second_namespace)}
     for install in installs.values():
         install.start()
@@ -79,7 +80,7 @@ def test_namespace_restricted_installs_never_collect_each_others_issuers(
 def test_a_collection_racing_a_new_app_never_leaves_it_without_its_issuer(cluster, namespace, operator_paused):
     """Made deterministic: the collection is held between "which apps exist" and "delete", and
     a new app that needs the same issuer is reconciled in that gap."""
-    reconciler = Reconciler(Kube(cluster.api), Settings(_env_file=None))
+    reconciler = Reconciler(Kube(cluster.api), Settings(_env_file=None, **SESSION_SETTINGS))
     cluster.apply(tls_app("first", namespace))
     assert reconciler.reconcile(namespace, "first").error is None
     issuer = issuer_of(cluster, namespace, "first")

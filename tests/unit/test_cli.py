@@ -26,7 +26,11 @@ def test_render_prints_every_kind_of_the_full_example():
 
 
 def test_render_flags_override_settings():
-    result = run("render", "-f", "examples/hello/fastapiapp-full.yaml", "--ingress-namespace", "traefik")
+    manifest = yaml.safe_load((REPO / "examples/hello/fastapiapp-full.yaml").read_text())
+    del manifest["spec"]["ingress"]["className"]
+    result = run("render", "-f", "-", "--ingress-class", "traefik", stdin=yaml.safe_dump(manifest))
+    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    assert "Middleware" in kinds
     policy = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "NetworkPolicy")
     assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "traefik"}

@@ -11,8 +11,9 @@ from fastapi_operator.settings import Settings
 
 def test_every_setting_has_a_default():
     settings = Settings()
-    assert settings.namespaces == [] and settings.ingress_class == "nginx"
-    assert settings.ingress_namespace == "ingress-nginx" and settings.resync_seconds == 300
+    # No class and no namespace: the cluster's default IngressClass, and its controller-namespace annotation.
+    assert settings.namespaces == [] and settings.ingress_class is None
+    assert settings.ingress_namespace is None and settings.resync_seconds == 300
 
 
 def test_environment_sets_comma_separated_namespaces(monkeypatch):

@@ -16,6 +16,7 @@ from .issuer import render_cluster_issuer
 from .middleware import render_traefik_middlewares
 from .migration import render_migration_job
 from .networkpolicy import render_network_policy
+from .ingress_class import IngressClasses
 from .plan import Plan, plan_app
 from .service import render_service
 
@@ -34,8 +35,8 @@ class Rendered:
         return ([self.migration] if self.migration else []) + self.manifests
 
 
-def render_app(app: FastAPIApp, settings: Settings) -> Rendered:
-    plan = plan_app(app, settings)
+def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses) -> Rendered:
+    plan = plan_app(app, settings, classes)
     manifests: list[dict[str, Any]] = []
     if plan.acme is not None and plan.ingress_class is not None:
         manifests.append(render_cluster_issuer(plan.acme, plan.ingress_class))

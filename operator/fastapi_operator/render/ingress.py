@@ -131,9 +131,18 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
     return ingresses
 
 
+def render_plain_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
+    """Any other controller: the Ingress API alone, with no prefix stripping, HTTP redirect or HSTS.
+    The prefix still reaches the app as --root-path, and Starlette routes a path that keeps it."""
+    path = plan.root_path or "/"
+    return _ingress(app, plan, app.name, _certificate_annotations(plan), _rules(app, [(path, "Prefix")]), plan.tls)
+
+
 def render_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]]:
     if app.spec.ingress is None:
         return []
     if plan.ingress_flavour == "traefik":
         return render_traefik_ingresses(app, plan)
-    return [render_nginx_ingress(app, plan)]
+    if plan.ingress_flavour == "nginx":
+        return [render_nginx_ingress(app, plan)]
+    return [render_plain_ingress(app, plan)]

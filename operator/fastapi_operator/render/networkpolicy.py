@@ -1,5 +1,6 @@
 """The NetworkPolicy that makes trusting forwarded headers safe: only the ingress controller's
-namespace reaches the app's pods, so no other pod can forge X-Forwarded-For or -Proto."""
+namespace reaches the app's pods, so no other pod can forge X-Forwarded-For or -Proto. That is the
+namespace of the controller behind the app's own IngressClass (render/ingress_class.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def render_network_policy(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
+    assert plan.ingress_namespace, "an app with an Ingress always knows its controller's namespace"
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

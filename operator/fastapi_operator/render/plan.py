@@ -8,6 +8,7 @@ from ..api import AcmeSpec, FastAPIApp
 from ..errors import InvalidSpec
 from ..meta import acme_cluster_issuer_name, install_scope
 from ..settings import Settings
+from .ingress_class import IngressClasses, class_facts, class_name, controller_namespace
 
 ACME_SERVERS = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -30,8 +31,8 @@ class Acme:
 @dataclass(frozen=True)
 class Plan:
     ingress_class: str | None
-    ingress_flavour: str | None  # "nginx" or "traefik"
-    ingress_namespace: str
+    ingress_flavour: str | None  # "nginx", "traefik" or "plain", from the class's controller
+    ingress_namespace: str | None  # where that controller runs: what the NetworkPolicy admits
     tls: bool
     issuer_name: str | None  # the ClusterIssuer the Ingress annotation names
     acme: Acme | None  # set when the operator manages that ClusterIssuer
@@ -67,17 +68,14 @@ def acme_directory(requested: AcmeSpec | None, settings: Settings) -> AcmeDirect
     return AcmeDirectory(server, ca_bundle, None)
 
 
-def ingress_flavour(ingress_class: str) -> str:
-    """Traefik strips prefixes with a Middleware; every other class gets ingress-nginx annotations."""
-    return "traefik" if "traefik" in ingress_class else "nginx"
-
-
-def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
+def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses) -> Plan:
+    """`classes`: the cluster's IngressClasses by name (the reconciler lists them)."""
     ingress = app.spec.ingress
     if ingress is None:
-        return Plan(None, None, settings.ingress_namespace, False, None, None, NO_PROXY_TRUSTED, None, None)
+        return Plan(None, None, None, False, None, None, NO_PROXY_TRUSTED, None, None)
 
-    ingress_class = ingress.class_name or settings.ingress_class
+    ingress_class = class_name(ingress.class_name, settings.ingress_class, classes)
+    facts = class_facts(ingress_class, classes)
     tls = app.spec.tls.enabled
     acme = None
     issuer_name = None
@@ -101,8 +99,8 @@ def plan_app(app: FastAPIApp, settings: Settings) -> Plan:
     scheme = "https" if tls else "http"
     return Plan(
         ingress_class=ingress_class,
-        ingress_flavour=ingress_flavour(ingress_class),
-        ingress_namespace=settings.ingress_namespace,
+        ingress_flavour=facts.flavour,
+        ingress_namespace=controller_namespace(facts, settings.ingress_namespace),
         tls=tls,
         issuer_name=issuer_name,
         acme=acme,
