@@ -44,19 +44,24 @@ class Runtime:
             self.own_status_versions[key] = outcome.status_resource_version
         return outcome.retry
 
+    async def queue_every_app(self, why: str) -> bool:
+        """False when the apps could not be listed (logged); the next resync tries again."""
+        try:
+            apps = await asyncio.to_thread(self.reconciler.list_apps)
+        except Exception:
+            log.exception(f"could not list the apps ({why}); the next resync tries again")
+            return False
+        for app in apps:
+            self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+        return True
+
     async def resync_forever(self) -> None:
         # Issuers and claims left behind by apps deleted while the operator was down go at startup.
         await self.collect_unused_shared_objects()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            try:
-                apps = await asyncio.to_thread(self.reconciler.list_apps)
-            except Exception:
-                log.exception("resync could not list the apps; trying again next period")
-                continue
-            for app in apps:
-                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
-            await self.collect_unused_shared_objects()
+            if await self.queue_every_app("resync"):
+                await self.collect_unused_shared_objects()
 
     async def collect_unused_shared_objects(self) -> None:
         try:
@@ -130,10 +135,4 @@ async def ingress_class_changed(memo: kopf.Memo, **_: Any) -> None:
     """A class added, removed, re-annotated or made the default can change any app's flavour,
     admitted namespace or class: every app is checked now, not at the next resync."""
     runtime: Runtime = memo.runtime
-    try:
-        apps = await asyncio.to_thread(runtime.reconciler.list_apps)
-    except Exception:
-        log.exception("could not list the apps after an IngressClass changed; the resync will catch up")
-        return
-    for app in apps:
-        runtime.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+    await runtime.queue_every_app("an IngressClass changed")
