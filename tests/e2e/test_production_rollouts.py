@@ -131,6 +131,12 @@ def ready_endpoints(cluster, namespace: str) -> int:
     return sum(1 for s in slices for e in s.get("endpoints") or [] if e.get("conditions", {}).get("ready"))
 
 
+def serving_pods(cluster, namespace: str) -> list[str]:
+    listed = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=shop",
+                                "-o", "json"))["items"]
+    return [p["metadata"]["name"] for p in listed if not p["metadata"].get("deletionTimestamp")]
+
+
 def evict(cluster, namespace: str, pod: str) -> bool:
     """The Eviction API, as `kubectl drain` uses it: False when a PodDisruptionBudget refuses (429)."""
     body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
@@ -147,9 +153,10 @@ def test_evicting_both_pods_of_a_two_replica_app_never_leaves_it_without_a_ready
     apply(kind_cluster, manifest(namespace, rig.HELLO_IMAGE, 2))
     eventually(lambda: deployment_rolled_to(kind_cluster, namespace, rig.HELLO_IMAGE, 2)
                and get(kind_cluster, "pdb", "shop", namespace), timeout=120, interval=1, message="2 pods and a budget")
+    # Only the two pods that stay: the scale-down from 3 leaves one terminating for a while.
+    pods = eventually(lambda: len(serving_pods(kind_cluster, namespace)) == 2 and serving_pods(kind_cluster, namespace),
+                      timeout=60, interval=1, message="exactly 2 pods, none terminating")
     eventually(lambda: ready_endpoints(kind_cluster, namespace) == 2, timeout=60, message="2 ready endpoints")
-    pods = [p["metadata"]["name"] for p in json.loads(kubectl(
-        kind_cluster, "get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=shop", "-o", "json"))["items"]]
     lowest, refused = 2, 0
     with SteadyTraffic(HOST, "/health") as traffic:
         assert evict(kind_cluster, namespace, pods[0])

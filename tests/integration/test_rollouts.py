@@ -179,11 +179,18 @@ def test_hsts_reaches_traefik_and_goes_when_removed(cluster, namespace):
     cluster.apply(manifest)
     hsts = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "secure-hsts"), message="the HSTS Middleware")
     assert hsts["spec"]["headers"]["customResponseHeaders"] == {"Strict-Transport-Security": "max-age=600"}
-    router = cluster.get(INGRESS, namespace, "secure")["metadata"]["annotations"]
-    assert f"{namespace}-secure-hsts@kubernetescrd" in router["traefik.ingress.kubernetes.io/router.middlewares"]
+    # The Middleware is applied before the Ingress that names it, so the router follows a moment later.
+    eventually(lambda: router_middlewares(cluster, namespace) == (
+        f"{namespace}-secure-strip-prefix@kubernetescrd,{namespace}-secure-hsts@kubernetescrd"),
+        message="the HTTPS router uses the HSTS Middleware")
 
     del manifest["spec"]["ingress"]["hsts"]
     cluster.apply(manifest)
     eventually(lambda: cluster.get(MIDDLEWARE, namespace, "secure-hsts") is None, message="Middleware deleted")
-    router = cluster.get(INGRESS, namespace, "secure")["metadata"]["annotations"]
-    assert router["traefik.ingress.kubernetes.io/router.middlewares"] == f"{namespace}-secure-strip-prefix@kubernetescrd"
+    eventually(lambda: router_middlewares(cluster, namespace) == f"{namespace}-secure-strip-prefix@kubernetescrd",
+               message="the router without the HSTS Middleware")
+
+
+def router_middlewares(cluster, namespace):
+    annotations = cluster.get(INGRESS, namespace, "secure")["metadata"]["annotations"]
+    return annotations["traefik.ingress.kubernetes.io/router.middlewares"]
