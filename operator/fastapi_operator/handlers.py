@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP, KIND, PLURAL, VERSION
-from .kube import CERTIFICATE, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client
+from .kube import CERTIFICATE, CLUSTER_ISSUER, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
 from .reconcile import Reconciler
 from .settings import Settings
@@ -136,3 +136,17 @@ async def ingress_class_changed(memo: kopf.Memo, **_: Any) -> None:
     admitted namespace or class: every app is checked now, not at the next resync."""
     runtime: Runtime = memo.runtime
     await runtime.queue_every_app("an IngressClass changed")
+
+
+async def shared_object_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """A ClusterIssuer or HostClaim the operator made was edited or deleted by hand. Many apps can
+    rely on one, so every app is checked: the ones that use it put it back within seconds."""
+    if event.get("type") is None:  # kopf's initial listing: nothing changed
+        return
+    runtime: Runtime = memo.runtime
+    await runtime.queue_every_app("a shared object changed")
+
+
+for _kind in (CLUSTER_ISSUER, HOST_CLAIM):
+    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
+                  labels={LABEL_MANAGED_BY: OPERATOR_NAME}, id=f"shared-{_kind.plural}")(shared_object_changed)

@@ -178,3 +178,18 @@ def test_an_admin_can_reserve_a_host_for_a_namespace(cluster, namespace):
         assert cluster.get(HOST_CLAIM, None, host) is not None, "an admin's claim is never collected"
     finally:
         cluster.kubectl("delete", "hostclaim", host, check=False)
+
+
+def test_a_shared_issuer_or_host_claim_deleted_by_hand_is_back_within_two_seconds(cluster, namespace, report):
+    cluster.apply(tls_app("web", namespace))
+    issuer = eventually(lambda: cluster.get(INGRESS, namespace, "web") and issuer_of(cluster, namespace, "web"))
+    host = namespace_host(namespace)
+    eventually(lambda: cluster.get(CLUSTER_ISSUER, None, issuer) and cluster.get(HOST_CLAIM, None, host))
+
+    for kind, name in ((CLUSTER_ISSUER, issuer), (HOST_CLAIM, host)):
+        uid = cluster.get(kind, None, name)["metadata"]["uid"]
+        cluster.kubectl("delete", f"{kind.plural}.{kind.group}", name)
+        started = time.monotonic()
+        eventually(lambda: (cluster.get(kind, None, name) or {}).get("metadata", {}).get("uid") not in (None, uid),
+                   timeout=2, interval=0.05, message=f"{kind.kind} {name} made again")
+        report(f"e) deleted {kind.kind} made again in", f"{time.monotonic() - started:.2f}s")
