@@ -134,9 +134,10 @@ class OperatorProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
+        self.liveness_port: int | None = None
 
     def start(self) -> None:
-        port = free_port()
+        port = self.liveness_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.cluster.operator_kubeconfig),
                "FASTAPI_OPERATOR_RESYNC_SECONDS": str(self.resync_seconds),
                "FASTAPI_OPERATOR_LIVENESS_PORT": str(port), "FASTAPI_OPERATOR_LOG_FORMAT": "json",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import uuid
 from typing import Any
 
 import kopf
@@ -17,6 +19,7 @@ import kopf
 from .api import GROUP, KIND, PLURAL, VERSION
 from .kube import CERTIFICATE, CLUSTER_ISSUER, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
+from .leadership import LeaderElector
 from .reconcile import Reconciler
 from .settings import Settings
 from .workqueue import WorkQueue
@@ -29,11 +32,32 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.reconciler = Reconciler(Kube(load_api_client()), settings)
+        kube = Kube(load_api_client())
+        self.reconciler = Reconciler(kube, settings)
         self.queue = WorkQueue(self._process, settings.workers)
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions: dict[tuple[str, str], str] = {}
         self.resync_task: asyncio.Task[None] | None = None
+        self.election_task: asyncio.Task[None] | None = None
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            self.queue.pause()
+            identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+            self.elector = LeaderElector(kube, settings.lease_namespace, identity,
+                                         on_started=self._lead, on_stopped=self._stand_by)
+
+    @property
+    def active(self) -> bool:
+        """Reconciling and collecting: always, or, with leader election, while holding the Lease."""
+        return self.elector is None or self.elector.leading
+
+    async def _lead(self) -> None:
+        self.queue.resume()
+        await self.queue_every_app("leadership taken")
+        await self.collect_unused_shared_objects()
+
+    async def _stand_by(self) -> None:
+        self.queue.pause()
 
     async def _process(self, key: Any) -> bool:
         outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
@@ -64,6 +88,8 @@ class Runtime:
                 await self.collect_unused_shared_objects()
 
     async def collect_unused_shared_objects(self) -> None:
+        if not self.active:
+            return  # a standby's view may lag the leader's writes: only the leader deletes
         try:
             await asyncio.to_thread(self.reconciler.collect_unused_shared_objects)
         except Exception:
@@ -78,13 +104,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.runtime = runtime
     runtime.queue.start()
     runtime.resync_task = asyncio.create_task(runtime.resync_forever())
+    if runtime.elector is not None:
+        runtime.election_task = asyncio.create_task(runtime.elector.run())
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    if runtime.resync_task:
-        runtime.resync_task.cancel()
+    for task in (runtime.resync_task, runtime.election_task):
+        if task:
+            task.cancel()
     await runtime.queue.stop()
 
 
@@ -131,9 +160,11 @@ def certificate_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: A
 
 
 @kopf.on.event(INGRESS_CLASS.group, "v1", INGRESS_CLASS.plural)
-async def ingress_class_changed(memo: kopf.Memo, **_: Any) -> None:
+async def ingress_class_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     """A class added, removed, re-annotated or made the default can change any app's flavour,
     admitted namespace or class: every app is checked now, not at the next resync."""
+    if event.get("type") is None:  # kopf's initial listing: every app is queued at startup anyway
+        return
     runtime: Runtime = memo.runtime
     await runtime.queue_every_app("an IngressClass changed")
 

@@ -55,11 +55,12 @@ DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudge
 JOB = Kind("batch/v1", "Job", "jobs")
 FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
 HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 EVENT = Kind("v1", "Event", "events")
 
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
-    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS,
+    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS, LEASE,
 )}
 # Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
 WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", description="text or json (one event a line).")
     liveness_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz.")
     workers: int = Field(4, ge=1, description="Apps reconciled at once.")
+    leader_election: bool = Field(
+        False, description="Reconcile only while holding the fastapi-operator Lease in lease_namespace, so "
+        "replicas can stand by (the chart turns it on).")
+    lease_namespace: str = Field("default", description="Namespace of the leader Lease (the chart: its own).")
 
     @field_validator("namespaces", mode="before")
     @classmethod

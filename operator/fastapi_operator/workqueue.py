@@ -29,6 +29,9 @@ class WorkQueue:
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Cleared while this replica stands by: keys still collect, nothing is processed.
+        self._running = asyncio.Event()
+        self._running.set()
 
     def add(self, key: Hashable) -> None:
         if key in self._active:
@@ -39,6 +42,12 @@ class WorkQueue:
 
     def add_after(self, key: Hashable, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
@@ -55,7 +64,11 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
+            await self._running.wait()
             key = await self._queue.get()
+            if not self._running.is_set():  # paused while waiting: leave it for the next leader turn
+                self._queue.put_nowait(key)
+                continue
             self._queued.discard(key)
             self._active.add(key)
             try:

@@ -66,8 +66,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
                                 capture_output=True, text=True, timeout=60)
         return result.stdout + result.stderr
 
-    report.sections.append(("operator log", kubectl("logs", "-n", rig.OPERATOR_NAMESPACE,
-                                                    "deployment/fastapi-operator", "--tail=60")))
+    report.sections.append(("operator logs (every replica)", kubectl(
+        "logs", "-n", rig.OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=fastapi-operator", "--prefix",
+        "--tail=60")))
     namespace = getattr(item, "funcargs", {}).get("app_namespace")
     for ns in filter(None, (namespace, "cert-manager", "traefik", "pebble")):
         report.sections.append((f"events in {ns}", kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp")[-4000:]))

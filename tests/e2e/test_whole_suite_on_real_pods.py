@@ -4,6 +4,7 @@ steps aside for the run, since the suite starts its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ BURST_ON_ONE_NODE = 20
 
 
 def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_cluster: rig.Cluster, report, tmp_path):
+    replicas = json.loads(kind_cluster.kubectl("get", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator",
+                                               "-o", "json"))["spec"]["replicas"]
     kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=0")
     kind_cluster.kubectl("wait", "-n", rig.OPERATOR_NAMESPACE, "--for=delete", "pod",
                          "-l", "app.kubernetes.io/name=fastapi-operator", "--timeout=60s")
@@ -36,7 +39,7 @@ def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_clust
                                      "--durations=10", "tests/integration"], cwd=rig.REPO, env=env, stdout=log,
                                     stderr=subprocess.STDOUT, timeout=1500)
     finally:
-        kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=1")
+        kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", f"--replicas={replicas}")
     lines = output.read_text(errors="replace").splitlines()
     summary = next((line for line in reversed(lines) if " passed" in line or " failed" in line), "no summary")
     report("integration suite on kind", f"{summary.strip('= ')} ({time.monotonic() - started:.0f}s)")

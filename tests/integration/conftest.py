@@ -71,6 +71,14 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture
+def operator_paused(operator: OperatorProcess) -> Iterator[None]:
+    """The session's cluster-wide operator stopped, for tests that run their own."""
+    operator.stop()
+    yield
+    operator.start()
+
+
+@pytest.fixture
 def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[str]:
     readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:25].strip("-")
     name = f"t-{readable}-{uuid.uuid4().hex[:5]}"

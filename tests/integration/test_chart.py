@@ -96,6 +96,11 @@ def test_the_chart_installs_and_its_service_account_may_do_only_what_the_operato
     assert not can_i(cluster, "patch", "fastapiapps.fastapi-operator.dev", "-n", "default")
     assert not can_i(cluster, "delete", "namespaces")
     assert not can_i(cluster, "create", "clusterroles.rbac.authorization.k8s.io")
+    # Leader election: the one Lease, in the release's namespace only.
+    assert can_i(cluster, "patch", "leases.coordination.k8s.io/fastapi-operator", "-n", RELEASE_NAMESPACE)
+    assert not can_i(cluster, "patch", "leases.coordination.k8s.io/kube-scheduler", "-n", RELEASE_NAMESPACE)
+    assert not can_i(cluster, "patch", "leases.coordination.k8s.io/fastapi-operator", "-n", "default")
+    assert not can_i(cluster, "delete", "leases.coordination.k8s.io/fastapi-operator", "-n", RELEASE_NAMESPACE)
 
 
 def test_a_namespaced_install_cannot_touch_other_namespaces(cluster, namespace):

@@ -218,7 +218,11 @@ def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace)
 
 
 def test_an_issuer_whose_last_app_went_while_the_operator_was_down_goes_at_startup(cluster, namespace, operator):
-    cluster.apply(full_manifest("orphan", namespace))
+    manifest = full_manifest("orphan", namespace)
+    # An issuer of its own: apps of earlier tests, in namespaces still terminating (slow with real
+    # pods), would otherwise still use the shared one when the operator starts.
+    manifest["spec"]["tls"]["acme"]["email"] = f"{namespace}@example.com"
+    cluster.apply(manifest)
     issuer = eventually(lambda: cluster.get(INGRESS, namespace, "orphan") and issuer_name(cluster, namespace, "orphan"))
     assert cluster.get(CLUSTER_ISSUER, None, issuer) is not None
     operator.stop()

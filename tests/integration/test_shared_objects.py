@@ -29,14 +29,6 @@ def tls_app(name, namespace):
 
 
 @pytest.fixture
-def operator_paused(operator):
-    """The session's cluster-wide operator stopped, for tests that run their own."""
-    operator.stop()
-    yield
-    operator.start()
-
-
-@pytest.fixture
 def second_namespace(cluster):
     name = f"t-second-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)

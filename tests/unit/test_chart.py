@@ -12,9 +12,12 @@ import yaml
 CHART = Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator"
 
 
+RELEASE_NAMESPACE = "fastapi-operator-system"
+
+
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(values or {}, name="fo", namespace="fastapi-operator-system")
+        rendered = chart.render(values or {}, name="fo", namespace=RELEASE_NAMESPACE)
     return [doc for path, text in rendered.items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -32,13 +35,23 @@ def test_lint_finds_no_errors():
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
-def test_default_render_has_the_crd_rbac_and_one_recreate_deployment():
+def test_default_render_has_the_crd_rbac_and_two_replicas_that_elect_a_leader():
     manifests = render()
     assert sorted({m["kind"] for m in manifests}) == [
-        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "ServiceAccount"]
+        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding",
+        "ServiceAccount"]
     (deployment,) = of_kind(manifests, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FASTAPI_OPERATOR_LEADER_ELECTION"] == "true" and env["FASTAPI_OPERATOR_LEASE_NAMESPACE"] == RELEASE_NAMESPACE
+    # Election needs one Lease in the release's namespace, and nothing more.
+    (role,) = of_kind(manifests, "Role")
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["fastapi-operator"],
+         "verbs": ["get", "patch"]}]
     for manifest in manifests:
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "fastapi-operator"
@@ -94,8 +107,8 @@ def test_watching_namespaces_grants_namespaced_rights_only_there():
     (cluster_role,) = of_kind(manifests, "ClusterRole")
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
         "clusterissuers", "customresourcedefinitions", "hostclaims", "ingressclasses"}
-    assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", "shop"]
-    assert sorted(b["metadata"]["namespace"] for b in of_kind(manifests, "RoleBinding")) == ["blog", "shop"]
+    assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", RELEASE_NAMESPACE, "shop"]
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(manifests, "RoleBinding")) == ["blog", RELEASE_NAMESPACE, "shop"]
 
 
 @pytest.mark.parametrize("values", [

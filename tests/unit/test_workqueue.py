@@ -73,3 +73,24 @@ async def test_failures_are_retried_and_a_crash_does_not_kill_the_worker():
 def test_backoff_doubles_and_is_capped():
     assert [backoff_seconds(n) for n in (1, 2, 3)] == [1, 2, 4]
     assert backoff_seconds(30) == BACKOFF_MAX_SECONDS
+
+
+async def test_a_paused_queue_collects_keys_and_processes_them_once_resumed():
+    runs: list[str] = []
+
+    async def process(key):
+        runs.append(key)
+        return False
+
+    queue = WorkQueue(process, workers=2)
+    queue.pause()
+    queue.start()
+    for key in ("a", "b", "a"):
+        queue.add(key)
+    await asyncio.sleep(0.05)
+    assert runs == [], "a standby processed"
+    queue.resume()
+    await asyncio.sleep(0.02)
+    await queue.join()
+    await queue.stop()
+    assert sorted(runs) == ["a", "b"]
