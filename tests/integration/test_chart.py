@@ -16,7 +16,7 @@ from fastapi_operator.kube import (
 )
 from tests.harness import Cluster, OperatorProcess, condition, eventually
 from tests.integration.conftest import SESSION_SETTINGS
-from tests.manifests import full_manifest
+from tests.manifests import SMALL_RESOURCES, full_manifest
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator"
 RELEASE = "fo-rbac"
@@ -138,12 +138,15 @@ def test_the_operator_converges_an_app_under_the_charts_service_account(
 def _converge_under_restricted_rights(cluster: Cluster, namespace: str, restricted: OperatorProcess) -> None:
     manifest = full_manifest("rbac", namespace)
     manifest["spec"]["preStart"][0]["run"] = "OncePerRollout"  # a migration Job and a PodDisruptionBudget too
+    # Rights are the point here, not sizes: small pods fit beside the others on the kind tier's one node.
+    manifest["spec"]["resources"] = SMALL_RESOURCES
     cluster.apply(manifest)
+    # The Deployment waits for the migration Job, which on real pods starts a container first.
     eventually(lambda: all(cluster.get(kind, namespace, "rbac")
                            for kind in (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, DISRUPTION_BUDGET)),
-               message="every child, made with the chart's rights")
+               timeout=90, message="every child, made with the chart's rights")
     eventually(lambda: condition(cluster.app(namespace, "rbac"), "Available").get("status") == "True",
-               message="Available under the chart's rights")
+               timeout=90, message="Available under the chart's rights")
     issuer = cluster.get(INGRESS, namespace, "rbac")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
     assert cluster.get(CLUSTER_ISSUER, None, issuer) is not None
     log = restricted.log_tail(10_000)

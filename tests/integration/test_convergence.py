@@ -113,7 +113,8 @@ def test_hand_edits_that_weaken_security_are_reverted_and_rollout_restart_still_
     annotations = cluster.get(INGRESS, namespace, "guarded")["metadata"]["annotations"]
     assert annotations["example.com/owner"] == "team-a", "an annotation that changes no controller is left alone"
     assert pod_of(cluster, namespace, "guarded")["securityContext"]["runAsUser"] == 10001
-    assert events(cluster, namespace, "Reverted"), "a Reverted Event tells the user"
+    # The Event is posted after the patch it reports.
+    eventually(lambda: events(cluster, namespace, "Reverted"), timeout=10, message="a Reverted Event tells the user")
     print(f"hand edits reverted in {elapsed:.2f}s")
 
     cluster.kubectl("rollout", "restart", "deployment/guarded", "-n", namespace)

@@ -40,7 +40,8 @@ def test_a_migration_runs_once_as_a_job_and_the_deployment_changes_only_after_it
     assert first["metadata"]["name"].startswith("shop-migrate-")
     assert is_complete(first) and first["status"]["completionTime"] <= deployment["metadata"]["creationTimestamp"]
     assert "initContainers" not in pod_of(cluster, namespace, "shop"), "the step also ran in every pod"
-    assert [e["message"] for e in events(cluster, namespace, "Created") if "Job" in e["message"]]
+    eventually(lambda: [e for e in events(cluster, namespace, "Created") if "Job" in e["message"]], timeout=10,
+               message="a Created Event for the Job")
 
     # A new image: a new Job, and the template changes only once it completed.
     manifest["spec"]["image"] = TEST_IMAGE_NEXT

@@ -27,7 +27,10 @@ def test_a_once_per_rollout_step_is_a_job_and_not_an_init_container(render):
     job = rendered.migration
     assert job["kind"] == "Job" and job["metadata"]["name"].startswith("hello-migrate-")
     assert job["metadata"]["ownerReferences"][0]["kind"] == "FastAPIApp"
-    assert job["spec"]["backoffLimit"] == 0
+    # A step that exits non-zero fails the Job at once; a pod lost to a disruption is not counted.
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}}
+    assert rules[1] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     template = job["spec"]["template"]
     (container,) = template["spec"]["containers"]
     assert container["command"] == ["alembic", "upgrade", "head"]

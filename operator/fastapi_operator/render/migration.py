@@ -17,6 +17,8 @@ MIGRATION_COMPONENT = "migration"
 # Finished Jobs kept for their logs, the current one included.
 KEPT_MIGRATION_JOBS = 3
 NAME_LIMIT = 63  # a Job's name is also the value of its pods' job-name label
+# Pods that failed without a step exiting non-zero (the kubelet refused them, ...) may be replaced.
+INFRASTRUCTURE_RETRIES = 3
 
 
 def once_per_rollout_steps(app: FastAPIApp) -> list[PreStartStep]:
@@ -64,9 +66,15 @@ def render_migration_job(app: FastAPIApp) -> dict[str, Any] | None:
         "kind": "Job",
         "metadata": metadata,
         "spec": {
-            # Once: a migration that failed halfway is not retried blindly. A changed spec starts
-            # a new Job; deleting the failed Job runs the same one again.
-            "backoffLimit": 0,
+            # A migration that exits non-zero is not retried blindly: the Job fails at once, and a
+            # changed spec starts a new one (deleting the failed Job runs the same one again). A
+            # pod lost before its steps could finish (evicted, preempted, its node drained, or
+            # refused by the kubelet) ran nothing to completion, so it is retried.
+            "backoffLimit": INFRASTRUCTURE_RETRIES,
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]},
             "template": template,
         },
     }
