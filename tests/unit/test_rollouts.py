@@ -29,7 +29,7 @@ def test_a_once_per_rollout_step_is_a_job_and_not_an_init_container(render):
     assert job["metadata"]["ownerReferences"][0]["kind"] == "FastAPIApp"
     # A step that exits non-zero fails the Job at once; a pod lost to a disruption is not counted.
     rules = job["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}}
+    assert rules[0] == {"action": "FailJob", "onExitCodes": {"operator": "In", "values": list(range(1, 128))}}
     assert rules[1] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     template = job["spec"]["template"]
     (container,) = template["spec"]["containers"]

@@ -17,8 +17,11 @@ MIGRATION_COMPONENT = "migration"
 # Finished Jobs kept for their logs, the current one included.
 KEPT_MIGRATION_JOBS = 3
 NAME_LIMIT = 63  # a Job's name is also the value of its pods' job-name label
-# Pods that failed without a step exiting non-zero (the kubelet refused them, ...) may be replaced.
+# Pods that failed without a step reporting failure (the kubelet refused them, the runtime could
+# not start a container: exit code 128, a signal: 128 + n) may be replaced, this many times.
 INFRASTRUCTURE_RETRIES = 3
+# What a program exits with when it fails by itself; 128 and above are the runtime's and signals'.
+STEP_FAILURE_EXIT_CODES = list(range(1, 128))
 
 
 def once_per_rollout_steps(app: FastAPIApp) -> list[PreStartStep]:
@@ -66,13 +69,13 @@ def render_migration_job(app: FastAPIApp) -> dict[str, Any] | None:
         "kind": "Job",
         "metadata": metadata,
         "spec": {
-            # A migration that exits non-zero is not retried blindly: the Job fails at once, and a
-            # changed spec starts a new one (deleting the failed Job runs the same one again). A
-            # pod lost before its steps could finish (evicted, preempted, its node drained, or
-            # refused by the kubelet) ran nothing to completion, so it is retried.
+            # A step that exits with a failure (1-127) is not retried blindly: the Job fails at once,
+            # and a changed spec starts a new one (deleting the failed Job runs the same one again).
+            # A pod lost before its steps could finish (evicted, preempted, its node drained, refused
+            # by the kubelet, a container the runtime could not start) is retried.
             "backoffLimit": INFRASTRUCTURE_RETRIES,
             "podFailurePolicy": {"rules": [
-                {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+                {"action": "FailJob", "onExitCodes": {"operator": "In", "values": STEP_FAILURE_EXIT_CODES}},
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]},
             "template": template,
