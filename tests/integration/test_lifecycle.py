@@ -199,9 +199,11 @@ def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace)
     manifest = full_manifest("edge", namespace)
     manifest["spec"]["ingress"]["className"] = "traefik"
     cluster.apply(manifest)
+    # Applied one after the other: wait for each, not for the first alone.
     strip = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-strip-prefix"))
     assert strip["spec"] == {"stripPrefix": {"prefixes": ["/api"]}}
-    assert cluster.get(MIDDLEWARE, namespace, "edge-redirect-https")["spec"]["redirectScheme"]["scheme"] == "https"
+    redirect_https = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-redirect-https"))
+    assert redirect_https["spec"]["redirectScheme"]["scheme"] == "https"
     redirect = eventually(lambda: cluster.get(INGRESS, namespace, "edge-http-redirect"))
     assert redirect["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "web"
     main = cluster.get(INGRESS, namespace, "edge")
