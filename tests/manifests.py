@@ -116,6 +116,12 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("service-account-not-dns", _with("serviceAccountName", "Bad Name"), "serviceAccountName"),
     ("hsts-preload-without-subdomains", _with("ingress.hsts", {"preload": True}), "preload"),
     ("hsts-without-tls", {**_with("ingress.hsts", {}), "tls": {"enabled": False}}, "hsts"),
+    ("class-and-gateway", _with("ingress.gateway", {"name": "public"}), "gateway"),
+    ("gateway-name-not-dns", _with("ingress", {"hosts": ["a.example.com"], "gateway": {"name": "Public GW"}}), "name"),
+    ("gateway-listeners-unknown", _with("ingress", {"hosts": ["a.example.com"],
+                                                    "gateway": {"name": "public", "listeners": "Both"}}), "listeners"),
+    ("gateway-listeners-with-acme", _with("ingress", {"hosts": ["a.example.com"],
+                                                      "gateway": {"name": "public", "listeners": "Gateway"}}), "tls"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
@@ -127,6 +133,11 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("integer-quantities", _with("resources", {"requests": {"cpu": 1, "memory": "1Gi"}})),
     ("custom-command", _with("command", ["uvicorn", "app.main:app"])),
     ("traefik", _with("ingress.className", "traefik")),
+    ("gateway", _with("ingress", {"hosts": ["a.example.com"], "path": "/api",
+                                  "gateway": {"name": "public", "namespace": "infra"}})),
+    ("gateway-listeners", {**_with("ingress", {"hosts": ["a.example.com"],
+                                               "gateway": {"name": "public", "listeners": "Gateway"}}),
+                           "tls": {"enabled": True}}),
     ("once-per-rollout", _with("preStart.0.run", "OncePerRollout")),
     ("hsts-preload", _with("ingress.hsts", {"maxAgeSeconds": 63072000, "includeSubDomains": True, "preload": True})),
     ("pod-settings", {**FULL_SPEC, "imagePullSecrets": [{"name": "registry"}], "serviceAccountName": "shop-api",

@@ -369,9 +369,42 @@ class HstsSpec(Model):
         return "; ".join(parts)
 
 
+GATEWAY_LISTENER_SET = "ListenerSet"
+GATEWAY_LISTENERS = "Gateway"
+
+
+class GatewayRef(Model):
+    """Route the app through the Gateway API: HTTPRoutes attached to this Gateway, which the
+    platform team owns and the operator only reads."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="The Gateway's name.")
+    namespace: str | None = Field(
+        None, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+        description="The Gateway's namespace; default the app's.")
+    listeners: Literal["ListenerSet", "Gateway"] = Field(
+        GATEWAY_LISTENER_SET,
+        description="Where HTTPS is terminated. ListenerSet: the app brings its own listener for each host, "
+        "with its certificate from cert-manager, in a ListenerSet on the Gateway (the Gateway must allow "
+        "ListenerSets from the app's namespace). Gateway: the Gateway's own HTTPS listeners serve the hosts "
+        "with the platform's certificate; the operator only adds routes.",
+    )
+
+
 class IngressSpec(Model):
-    """Expose the app through an Ingress with HTTPS. Absent: no Ingress, ClusterIssuer or
-    NetworkPolicy is made."""
+    """Expose the app through an Ingress, or a Gateway, with HTTPS. Absent: no Ingress, route,
+    ClusterIssuer or NetworkPolicy is made."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.className) && has(self.gateway))",
+                    "className and gateway exclude each other: className routes through an Ingress, "
+                    "gateway through the Gateway API",
+                )
+            ]
+        }
+    )
 
     hosts: list[Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = Field(
         min_length=1, description="DNS names the app answers on (DNS-1123, at least one)."
@@ -385,12 +418,23 @@ class IngressSpec(Model):
     )
     class_name: str | None = Field(
         None, min_length=1,
-        description="IngressClass (nginx or traefik); default from the operator's settings.",
+        description="IngressClass; default from the operator's settings, else the cluster's default class. "
+        "Excludes gateway.",
     )
+    gateway: GatewayRef | None = Field(
+        None, description=GatewayRef.__doc__ + " Default from the operator's settings (gateway). Excludes className.")
     hsts: HstsSpec | None = Field(
         None, description="Send Strict-Transport-Security (HSTS) on HTTPS responses; absent: not sent "
         "by the app's Ingress. Needs tls.enabled.",
     )
+
+
+    @model_validator(mode="after")
+    def _class_or_gateway(self) -> IngressSpec:
+        if self.class_name is not None and self.gateway is not None:
+            raise ValueError("className and gateway exclude each other: className routes through an Ingress, "
+                             "gateway through the Gateway API")
+        return self
 
 
 class AcmeSpec(Model):
@@ -543,6 +587,11 @@ PodLabels = Annotated[
 PodAnnotations = Annotated[dict[str, str], AfterValidator(_pod_annotations)]
 
 
+GATEWAY_CERTIFICATE_RULE = (
+    "tls.acme and tls.clusterIssuer need ingress.gateway.listeners: ListenerSet; with listeners: Gateway "
+    "the Gateway's own HTTPS listeners hold the certificate")
+
+
 class FastAPIAppSpec(Model):
     """A FastAPI app, deployed the way FastAPI's deployment guide says."""
 
@@ -553,7 +602,14 @@ class FastAPIAppSpec(Model):
                     "!has(self.ingress) || !has(self.ingress.hsts) || self.tls.enabled",
                     "ingress.hsts needs tls.enabled: browsers ignore HSTS sent over plain HTTP",
                     ".ingress.hsts",
-                )
+                ),
+                _cel(
+                    "!has(self.ingress) || !has(self.ingress.gateway) || !has(self.ingress.gateway.listeners) "
+                    "|| self.ingress.gateway.listeners != 'Gateway' || (!has(self.tls.acme) && "
+                    "!has(self.tls.clusterIssuer))",
+                    GATEWAY_CERTIFICATE_RULE,
+                    ".tls",
+                ),
             ]
         }
     )
@@ -635,6 +691,14 @@ class FastAPIAppSpec(Model):
             "pod security annotations (AppArmor, seccomp) are not allowed: the operator sets the pods' "
             "security context")]},
     )
+
+    @model_validator(mode="after")
+    def _gateway_listeners_bring_no_certificate(self) -> FastAPIAppSpec:
+        gateway = self.ingress.gateway if self.ingress is not None else None
+        if gateway is not None and gateway.listeners == GATEWAY_LISTENERS and (
+                self.tls.acme is not None or self.tls.cluster_issuer is not None):
+            raise ValueError(GATEWAY_CERTIFICATE_RULE)
+        return self
 
     @model_validator(mode="after")
     def _hsts_needs_tls(self) -> FastAPIAppSpec:

@@ -17,7 +17,9 @@ from typing import Any
 import kopf
 
 from .api import GROUP, KIND, PLURAL, VERSION
-from .kube import CERTIFICATE, CLUSTER_ISSUER, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client
+from .kube import (
+    CERTIFICATE, CLUSTER_ISSUER, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client,
+)
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
 from .leadership import LeaderElector
 from .reconcile import Reconciler
@@ -153,20 +155,26 @@ for _kind in WATCHED_CHILD_KINDS:
 @kopf.on.event(CERTIFICATE.group, "v1", CERTIFICATE.plural)
 def certificate_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
-    # app's Ingress (named after the app) its controller.
-    ingress_name = _controller_name(body, "Ingress")
-    if ingress_name:
-        memo.runtime.queue.add((namespace, ingress_name))
+    # app's Ingress (named after the app) its controller; an app's Gateway listeners have a
+    # Certificate the app itself controls.
+    app_name = _controller_name(body, "Ingress") or _controller_name(body, KIND)
+    if app_name:
+        memo.runtime.queue.add((namespace, app_name))
 
 
-@kopf.on.event(INGRESS_CLASS.group, "v1", INGRESS_CLASS.plural)
-async def ingress_class_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    """A class added, removed, re-annotated or made the default can change any app's flavour,
-    admitted namespace or class: every app is checked now, not at the next resync."""
+async def route_owner_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """An IngressClass or Gateway added, removed, re-annotated or made the default (or a Gateway's
+    listeners or allowedListeners changed) can change any app's flavour, admitted namespace,
+    routes or readiness: every app is checked now, not at the next resync."""
     if event.get("type") is None:  # kopf's initial listing: every app is queued at startup anyway
         return
     runtime: Runtime = memo.runtime
-    await runtime.queue_every_app("an IngressClass changed")
+    await runtime.queue_every_app("an IngressClass or a Gateway changed")
+
+
+for _kind in (INGRESS_CLASS, GATEWAY):
+    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
+                  id=f"route-owner-{_kind.plural}")(route_owner_changed)
 
 
 async def shared_object_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:

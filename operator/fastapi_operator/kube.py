@@ -53,6 +53,9 @@ CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", n
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
 DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 JOB = Kind("batch/v1", "Job", "jobs")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+LISTENER_SET = Kind("gateway.networking.k8s.io/v1", "ListenerSet", "listenersets")
+GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
 FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
 HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
@@ -61,9 +64,11 @@ EVENT = Kind("v1", "Event", "events")
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
     CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS, LEASE,
+    HTTP_ROUTE, LISTENER_SET, GATEWAY,
 )}
 # Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
-WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB)
+WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB,
+                       HTTP_ROUTE, LISTENER_SET)
 
 
 def kind_of(manifest: dict[str, Any]) -> Kind:
@@ -74,7 +79,8 @@ def _missing_api(kind: Kind) -> MissingAPI:
     return MissingAPI(
         f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
         f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
-        f"Middleware, the operator's crds/ for HostClaim), or change the spec so the app does not need it"
+        f"Middleware, the Gateway API's standard channel for HTTPRoute and ListenerSet, the operator's crds/ "
+        f"for HostClaim), or change the spec so the app does not need it"
     )
 
 

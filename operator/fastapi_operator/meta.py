@@ -70,7 +70,15 @@ def hsts_middleware_name(app_name: str) -> str:
 
 
 def redirect_ingress_name(app_name: str) -> str:
+    """The Traefik Ingress, or the Gateway API HTTPRoute, that redirects HTTP to HTTPS."""
     return f"{app_name}-http-redirect"
+
+
+def gateway_tls_name(app_name: str) -> str:
+    """The Certificate, and its Secret, of the app's own Gateway listeners: not tls_secret_name, which
+    cert-manager's ingress-shim fills for the app's Ingress, so switching between the two never has
+    two Certificates writing one Secret."""
+    return f"{app_name}-gateway-tls"
 
 
 CLUSTER_SCOPE = "cluster"
@@ -90,18 +98,19 @@ class AcmeDirectoryLike(Protocol):
     environment: str | None
 
 
-def acme_cluster_issuer_name(directory: AcmeDirectoryLike, email: str, ingress_class: str,
+def acme_cluster_issuer_name(directory: AcmeDirectoryLike, email: str, route: str,
                              scope: str = CLUSTER_SCOPE) -> str:
-    """Deterministic per (directory, CA bundle, email, class, install), so apps asking for the same
-    issuer share it and two installs never share one. The email is hashed: it is not secret, but
+    """Deterministic per (directory, CA bundle, email, route, install), so apps asking for the same
+    issuer share it and two installs never share one. `route` is the IngressClass, or "Gateway
+    <namespace>/<name>", whose http01 challenges the issuer solves. The email is hashed: it is not secret, but
     a name must be a DNS subdomain. A cluster-wide install keeps the Let's Encrypt names of
     earlier versions."""
     scoped = "" if scope == CLUSTER_SCOPE else f"\n{scope}"
     if directory.environment is not None and directory.ca_bundle is None:
-        key = f"{directory.environment}\n{email}\n{ingress_class}{scoped}"
+        key = f"{directory.environment}\n{email}\n{route}{scoped}"
         prefix = f"fastapi-operator-letsencrypt-{directory.environment}"
     else:
-        key = f"{directory.server}\n{directory.ca_bundle or ''}\n{email}\n{ingress_class}{scoped}"
+        key = f"{directory.server}\n{directory.ca_bundle or ''}\n{email}\n{route}{scoped}"
         prefix = "fastapi-operator-acme"
     return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 

@@ -21,24 +21,29 @@ from .compare import changes_pod_template, needs_apply
 from .errors import Conflict, InvalidSpec, MigrationFailed, MigrationRunning, ReconcileError
 from .guarded import is_guarded
 from .kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM, INGRESS,
-    INGRESS_CLASS, JOB, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, GATEWAY, HOST_CLAIM,
+    HTTP_ROUTE, INGRESS, INGRESS_CLASS, JOB, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message,
+    is_namespace_terminating, kind_of,
 )
 from .logs import app_context
 from .managed_fields import applied_by, foreign_fields, removal_patch
 from .meta import (
     ANNOTATION_CLAIMED_BY, AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER, LABEL_COMPONENT, LABEL_MANAGED_BY,
-    LABEL_SCOPE, OPERATOR_NAME, hsts_middleware_name, install_scope, redirect_https_middleware_name,
+    LABEL_SCOPE, OPERATOR_NAME, gateway_tls_name, hsts_middleware_name, install_scope, redirect_https_middleware_name,
     redirect_ingress_name, selector_string, strip_prefix_middleware_name, tls_secret_name,
 )
 from .render import render_app
+from .render.gateway import GatewayFacts, Gateways, requested_gateway
 from .render.hostclaim import render_host_claim
 from .render.ingress_class import IngressClassFacts, IngressClasses
-from .render.plan import plan_app
+from .render.plan import Plan, plan_app
 from .render.issuer import ACME_ISSUER_COMPONENT
 from .render.migration import KEPT_MIGRATION_JOBS, migration_selector
 from .settings import Settings
-from .status import RECONCILED, compute_status, foreign_certificate, status_changed
+from .status import (
+    CERTIFICATE_AT_GATEWAY, READY, RECONCILED, ROUTED_BY_INGRESS, ConditionValue, compute_status, foreign_certificate,
+    gateway_readiness, status_changed,
+)
 
 log = logging.getLogger("fastapi_operator.reconcile")
 
@@ -66,6 +71,10 @@ def possible_children(app_name: str) -> list[tuple[Kind, str]]:
         (DEPLOYMENT, app_name),
         (INGRESS, app_name),
         (INGRESS, redirect_ingress_name(app_name)),
+        (CERTIFICATE, gateway_tls_name(app_name)),
+        (LISTENER_SET, app_name),
+        (HTTP_ROUTE, app_name),
+        (HTTP_ROUTE, redirect_ingress_name(app_name)),
         (NETWORK_POLICY, app_name),
         (AUTOSCALER, app_name),
         (DISRUPTION_BUDGET, app_name),
@@ -143,6 +152,8 @@ class Reconciler:
         app: FastAPIApp | None = None
         deployment = certificate = None
         certificate_problem: str | None = None
+        certificate_value: ConditionValue | None = None
+        routing = ROUTED_BY_INGRESS
         tls = False
         url = None
         try:
@@ -150,13 +161,21 @@ class Reconciler:
                 app = FastAPIApp.model_validate(body)
             except ValidationError as error:
                 raise InvalidSpec(describe_validation_error(error)) from None
-            classes = self.ingress_classes() if app.spec.ingress is not None else {}
-            rendered = render_app(app, self.settings, classes)
-            tls, url = rendered.plan.tls, rendered.plan.url
-            objects = self._sync_children(app, rendered.manifests, rendered.plan.referenced_issuer, outcome,
+            gateways = self.gateways(app)
+            classes = self.ingress_classes() if app.spec.ingress is not None and not gateways else {}
+            rendered = render_app(app, self.settings, classes, gateways)
+            plan = rendered.plan
+            tls, url = plan.tls, plan.url
+            objects = self._sync_children(app, rendered.manifests, plan.referenced_issuer, outcome,
                                           rendered.migration)
             deployment = objects.get((DEPLOYMENT, name))
-            if tls:
+            if plan.gateway is not None:
+                routing = self._gateway_readiness(app, plan, rendered.manifests, objects)
+                if tls and not plan.gateway.own_listeners:
+                    certificate_value = CERTIFICATE_AT_GATEWAY
+                elif tls:
+                    certificate = objects.get((CERTIFICATE, gateway_tls_name(name)))
+            elif tls:
                 certificate = self.kube.get(CERTIFICATE, namespace, tls_secret_name(name))
                 certificate_problem = foreign_certificate(certificate, objects.get((INGRESS, name)),
                                                           served_hosts(app), tls_secret_name(name))
@@ -170,10 +189,30 @@ class Reconciler:
             live = self.kube.get(DEPLOYMENT, namespace, name)
             deployment = live if live and is_controlled_by(live, body["metadata"]["uid"]) else None
 
-        self._post_events(body, outcome)
+        self._post_events(body, outcome, routing)
         self._write_status(body, outcome, deployment=deployment, certificate=certificate,
-                           certificate_problem=certificate_problem, tls=tls, url=url)
+                           certificate_problem=certificate_problem, tls=tls, url=url, routing=routing,
+                           certificate_value=certificate_value)
         return outcome
+
+    def gateways(self, app: FastAPIApp) -> Gateways:
+        """The Gateway the app's routes attach to, read (never written); empty for an Ingress app,
+        and for a Gateway that does not exist (which plan_app reports)."""
+        requested = requested_gateway(app, self.settings)
+        if requested is None:
+            return {}
+        key, _ = requested
+        gateway = self.kube.get(GATEWAY, key[0], key[1], required_api=True)
+        return {key: GatewayFacts.from_object(gateway)} if gateway is not None else {}
+
+    @staticmethod
+    def _gateway_readiness(app: FastAPIApp, plan: Plan, manifests: list[dict[str, Any]],
+                           objects: dict[tuple[Kind, str], dict[str, Any]]) -> ConditionValue:
+        assert plan.gateway is not None
+        routes = [objects.get((HTTP_ROUTE, m["metadata"]["name"])) for m in manifests if kind_of(m) is HTTP_ROUTE]
+        own = plan.gateway.own_listeners
+        return gateway_readiness(routes, objects.get((LISTENER_SET, app.name)), own_listeners=own,
+                                 refusal=plan.gateway.facts.listener_sets_refusal(app.namespace) if own else None)
 
     def _sync_children(self, app: FastAPIApp, manifests: list[dict[str, Any]], referenced_issuer: str | None,
                        outcome: Outcome, migration: dict[str, Any] | None = None,
@@ -392,18 +431,25 @@ class Reconciler:
                          f"{claim['spec']['namespace']})")
         return taken
 
-    def _post_events(self, body: dict[str, Any], outcome: Outcome) -> None:
+    def _post_events(self, body: dict[str, Any], outcome: Outcome, routing: ConditionValue) -> None:
         metadata = body["metadata"]
         events = [("Normal", change.split(" ", 1)[0], change) for change in outcome.changes]
         for _, _, change in events:
             log.info(change, extra=app_context(metadata))
         # One Warning per distinct problem, not one per retry: the condition already holds it.
-        previous = next((c for c in body.get("status", {}).get("conditions", []) if c.get("type") == RECONCILED), {})
+        conditions = body.get("status", {}).get("conditions", [])
+        previous = next((c for c in conditions if c.get("type") == RECONCILED), {})
         error = outcome.error
         if error is not None and (previous.get("reason"), previous.get("message")) != (error.reason, error.message):
             level = logging.WARNING if error.event_type == "Warning" else logging.INFO
             log.log(level, error.message, extra={**app_context(metadata), "reason": error.reason})
             events.append((error.event_type, error.reason, error.message))
+        # A Gateway that refuses the app's route or listeners: Ready quotes it, and so does one Warning.
+        previous_ready = next((c for c in conditions if c.get("type") == READY), {})
+        if routing.status == "False" and (previous_ready.get("reason"), previous_ready.get("message")) != (
+                routing.reason, routing.message):
+            log.warning(routing.message, extra={**app_context(metadata), "reason": routing.reason})
+            events.append(("Warning", routing.reason, routing.message))
         for event_type, reason, message in events:
             try:
                 self.kube.post_event(body, event_type, reason, message)
@@ -414,13 +460,13 @@ class Reconciler:
 
     def _write_status(self, body: dict[str, Any], outcome: Outcome, *, deployment: dict[str, Any] | None,
                       certificate: dict[str, Any] | None, certificate_problem: str | None, tls: bool,
-                      url: str | None) -> None:
+                      url: str | None, routing: ConditionValue, certificate_value: ConditionValue | None) -> None:
         metadata = body["metadata"]
         old = body.get("status") or {}
         new = compute_status(
             generation=metadata.get("generation"), url=url, selector=selector_string(metadata["name"]),
             deployment=deployment, tls=tls, certificate=certificate, certificate_problem=certificate_problem,
-            error=outcome.error, previous=old,
+            error=outcome.error, previous=old, routing=routing, certificate_value=certificate_value,
         )
         if not status_changed(new, old):
             return
@@ -448,7 +494,8 @@ class Reconciler:
         classes = self.ingress_classes()
         for app in apps:
             try:
-                plan = plan_app(app, self.settings, classes)
+                # A Gateway app's issuer is named after the Gateway alone, so its listeners need not be read.
+                plan = plan_app(app, self.settings, classes, gateways=None)
             except ReconcileError:
                 continue
             if plan.issuer_name is not None:

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
         None, description="Namespace of the ingress controller, for IngressClasses without the "
         "fastapi-operator.dev/controller-namespace annotation: the only namespace the NetworkPolicy lets in.",
     )
+    gateway: str | None = Field(
+        None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="Gateway (namespace/name) for apps whose spec.ingress names neither gateway nor className; "
+        "unset: those apps get an Ingress.")
     acme_email: str | None = Field(None, description="ACME email when spec.tls.acme.email is absent.")
     acme_environment: Literal["production", "staging"] = Field(
         "production", description="Let's Encrypt environment when spec.tls.acme sets neither environment nor server."

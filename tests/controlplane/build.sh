@@ -70,13 +70,16 @@ main() {
   rm -rf "$bin" && mv "$bin.partial" "$bin"
 
   module_dir() { GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
-  log "copying CRDs and KWOK stages from cert-manager $CERT_MANAGER_VERSION, Traefik $TRAEFIK_VERSION, kwok $KWOK_VERSION"
+  log "copying CRDs and KWOK stages from cert-manager $CERT_MANAGER_VERSION, Traefik $TRAEFIK_VERSION, Gateway API $GATEWAY_API_VERSION, kwok $KWOK_VERSION"
   rm -rf "$out/manifests" && mkdir -p "$out/manifests/crds"
   cert_manager=$(module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
   traefik=$(module_dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")
   kwok=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
+  gateway_api=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
   cp "$cert_manager"/deploy/crds/*.yaml "$out/manifests/crds/"
   cp "$traefik/docs/content/reference/dynamic-configuration/traefik.io_middlewares.yaml" "$out/manifests/crds/"
+  # The CRDs only: the channel's ValidatingAdmissionPolicy guards upgrades, not what we test.
+  cp "$gateway_api"/config/crd/standard/gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,listenersets,referencegrants}.yaml "$out/manifests/crds/"
   cat "$kwok/kustomize/stage/node/fast/node-initialize.yaml" <(echo ---) \
       "$kwok/kustomize/stage/node/heartbeat/node-heartbeat.yaml" <(echo ---) \
       "$kwok/kustomize/stage/pod/fast/pod-ready.yaml" <(echo ---) \

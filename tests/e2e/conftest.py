@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -39,6 +40,17 @@ def kind_cluster() -> Iterator[rig.Cluster]:
     finally:
         if not os.environ.get("FASTAPI_OPERATOR_E2E_KEEP"):
             rig.down()
+
+
+@pytest.fixture(scope="session")
+def pebble_root(kind_cluster, tmp_path_factory) -> Path:
+    """Pebble's issuing root, from its management API, through the API server's service proxy."""
+    pem = subprocess.run([str(kind_cluster.kubectl_bin), "--kubeconfig", str(kind_cluster.kubeconfig), "get", "--raw",
+                          "/api/v1/namespaces/pebble/services/https:pebble:management/proxy/roots/0"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    path = tmp_path_factory.mktemp("pebble") / "root.pem"
+    path.write_text(pem)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,18 @@ def target_cert_manager_version() -> str:
     return read_pins(CONTROLPLANE / "versions.env")["CERT_MANAGER_VERSION"]
 
 
+def gateway_api_version() -> str:
+    """The Gateway API standard channel, pinned once for the control plane and this cluster."""
+    return read_pins(CONTROLPLANE / "versions.env")["GATEWAY_API_VERSION"]
+
+
+def gateway_api_crds() -> list[Path]:
+    """Its CRDs, straight from the Go module (the channel's upgrade policy is left out, as on the
+    control plane)."""
+    crds = module_dir(f"sigs.k8s.io/gateway-api@{gateway_api_version()}") / "config" / "crd" / "standard"
+    return sorted(path for path in crds.glob("gateway.networking.k8s.io_*.yaml") if "vap_" not in path.name)
+
+
 def cache_key(*parts: object) -> str:
     """A stable hash of what a build depends on: pins, file contents, the builder's own code."""
     digest = hashlib.sha256()
@@ -596,6 +608,9 @@ def install_components(cluster: Cluster, images: dict[str, str], binaries: Path)
 
     cluster.kubectl("apply", "--server-side", "-f", binaries / "traefik-crds.yaml")
     cluster.kubectl("apply", "--server-side", "-f", binaries / "cert-manager-crds")
+    # Before Traefik and cert-manager start: both watch the Gateway API from their first moment.
+    for crd in gateway_api_crds():
+        cluster.kubectl("apply", "--server-side", "-f", crd)
     cluster.kubectl("apply", "--server-side", "-f", REPO / "crds")
     cluster.apply((manifests / "traefik.yaml").read_text(), TRAEFIK_CLUSTER_IP=TRAEFIK_CLUSTER_IP, **images)
     cluster.apply((manifests / "pebble.yaml").read_text(), **images, **certificates)

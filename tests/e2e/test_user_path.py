@@ -59,14 +59,14 @@ def app_manifest(namespace: str, image: str = rig.HELLO_IMAGE, replicas: int = 2
 
 
 def curl(cluster, path: str, *, scheme: str = "https", headers: dict[str, str] | None = None,
-         ca: Path | None = None) -> tuple[int, dict[str, str], str]:
+         ca: Path | None = None, host: str = HOST) -> tuple[int, dict[str, str], str]:
     port = rig.HTTPS_PORT if scheme == "https" else rig.HTTP_PORT
-    command = ["curl", "-sS", "--max-time", "10", "-D", "-", "--resolve", f"{HOST}:{port}:127.0.0.1"]
+    command = ["curl", "-sS", "--max-time", "10", "-D", "-", "--resolve", f"{host}:{port}:127.0.0.1"]
     if ca:
         command += ["--cacert", str(ca)]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
-    result = subprocess.run([*command, f"{scheme}://{HOST}:{port}{path}"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([*command, f"{scheme}://{host}:{port}{path}"], capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         raise AssertionError(f"curl {path}: {result.stderr}")
     head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
@@ -81,15 +81,6 @@ def app_namespace(kind_cluster) -> str:
     kubectl(kind_cluster, "create", "namespace", namespace)
     kubectl(kind_cluster, "apply", "-f", "-", stdin=yaml.safe_dump(app_manifest(namespace)))
     return namespace
-
-
-@pytest.fixture(scope="module")
-def pebble_root(kind_cluster, app_namespace, tmp_path_factory) -> Path:
-    """Pebble's issuing root, from its management API, through the API server's service proxy."""
-    pem = kubectl(kind_cluster, "get", "--raw", "/api/v1/namespaces/pebble/services/https:pebble:management/proxy/roots/0")
-    path = tmp_path_factory.mktemp("pebble") / "root.pem"
-    path.write_text(pem)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,8 @@ def test_every_operator_setting_has_a_value_and_reaches_the_environment():
 
     (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com", "acmeServer": "https://ca.internal/dir",
                                                 "acmeCaBundle": "TUlJQg==", "ingressClass": "traefik",
-                                                "ingressNamespace": "traefik"}}), "Deployment")
+                                                "ingressNamespace": "traefik", "gateway": "infra/public"}}),
+                                 "Deployment")
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {f"FASTAPI_OPERATOR_{name.upper()}" for name in Settings.model_fields}
 
@@ -106,7 +107,9 @@ def test_watching_namespaces_grants_namespaced_rights_only_there():
     manifests = render({"operator": {"namespaces": ["shop", "blog"]}})
     (cluster_role,) = of_kind(manifests, "ClusterRole")
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "clusterissuers", "customresourcedefinitions", "hostclaims", "ingressclasses"}
+        "clusterissuers", "customresourcedefinitions", "gateways", "hostclaims", "ingressclasses"}
+    (gateway_rule,) = [rule for rule in cluster_role["rules"] if "gateways" in rule["resources"]]
+    assert gateway_rule["verbs"] == ["get", "list", "watch"]  # the platform team's: read, never written
     assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", RELEASE_NAMESPACE, "shop"]
     assert sorted(b["metadata"]["namespace"] for b in of_kind(manifests, "RoleBinding")) == ["blog", RELEASE_NAMESPACE, "shop"]
 

@@ -53,9 +53,14 @@ Server-side apply is a PATCH, and a PATCH that creates the object also needs cre
 - apiGroups: [traefik.io]
   resources: [middlewares]
   verbs: [get, list, watch, create, patch, delete]
+# Certificates: read for apps behind an Ingress (cert-manager's ingress-shim makes those), made for
+# apps that bring their own Gateway listeners.
 - apiGroups: [cert-manager.io]
   resources: [certificates]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes, listenersets]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

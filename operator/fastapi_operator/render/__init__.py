@@ -9,14 +9,18 @@ from typing import Any
 from ..api import FastAPIApp
 from ..settings import Settings
 from .autoscaler import render_autoscaler
+from .certificate import render_gateway_certificate
 from .deployment import render_deployment
 from .disruption_budget import render_disruption_budget
+from .gateway import Gateways
+from .httproute import render_http_routes
 from .ingress import render_ingresses
 from .issuer import render_cluster_issuer
 from .middleware import render_traefik_middlewares
 from .migration import render_migration_job
 from .networkpolicy import render_network_policy
 from .ingress_class import IngressClasses
+from .listenerset import render_listener_set
 from .plan import Plan, plan_app
 from .service import render_service
 
@@ -35,15 +39,22 @@ class Rendered:
         return ([self.migration] if self.migration else []) + self.manifests
 
 
-def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses) -> Rendered:
-    plan = plan_app(app, settings, classes)
+def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses,
+               gateways: Gateways | None = None) -> Rendered:
+    """`classes` and `gateways`: what the cluster has (the reconciler reads them); `gateways`
+    None assumes a conventional Gateway, for rendering without a cluster."""
+    plan = plan_app(app, settings, classes, gateways)
     manifests: list[dict[str, Any]] = []
-    if plan.acme is not None and plan.ingress_class is not None:
-        manifests.append(render_cluster_issuer(plan.acme, plan.ingress_class))
+    if plan.acme is not None:
+        manifests.append(render_cluster_issuer(plan.acme, plan))
     manifests += render_traefik_middlewares(app, plan)
     manifests.append(render_service(app))
     manifests.append(render_deployment(app, plan))
     manifests += render_ingresses(app, plan)
+    certificate = render_gateway_certificate(app, plan)
+    listener_set = render_listener_set(app, plan)
+    manifests += [m for m in (certificate, listener_set) if m is not None]
+    manifests += render_http_routes(app, plan)
     if app.spec.ingress is not None:
         manifests.append(render_network_policy(app, plan))
     if app.spec.autoscaling is not None:

@@ -139,7 +139,7 @@ def render_plain_ingress(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
 
 
 def render_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]]:
-    if app.spec.ingress is None:
+    if app.spec.ingress is None or plan.gateway is not None:
         return []
     if plan.ingress_flavour == "traefik":
         return render_traefik_ingresses(app, plan)

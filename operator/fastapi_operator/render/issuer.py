@@ -5,19 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from ..meta import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE, OPERATOR_NAME
-from .plan import Acme
+from .httproute import gateway_parent_refs
+from .plan import Acme, Plan
 
 ACME_ISSUER_COMPONENT = "acme-cluster-issuer"
 
 
-def render_cluster_issuer(acme: Acme, ingress_class: str) -> dict[str, Any]:
+def http01_solver(plan: Plan) -> dict[str, Any]:
+    """cert-manager answers challenges the way the app is reached: a temporary Ingress of the app's
+    class, or a temporary HTTPRoute on the Gateway's HTTP listeners."""
+    if plan.gateway is not None:
+        return {"gatewayHTTPRoute": {"parentRefs": gateway_parent_refs(plan.gateway, plan.gateway.http_sections)}}
+    return {"ingress": {"ingressClassName": plan.ingress_class}}
+
+
+def render_cluster_issuer(acme: Acme, plan: Plan) -> dict[str, Any]:
     """Cluster-scoped objects can't have namespaced owners, so no ownerReferences: the
     reconciler deletes the issuer when no FastAPIApp needs it any more."""
     spec: dict[str, Any] = {
         "server": acme.server,
         "email": acme.email,
         "privateKeySecretRef": {"name": acme.issuer_name},
-        "solvers": [{"http01": {"ingress": {"ingressClassName": ingress_class}}}],
+        "solvers": [{"http01": http01_solver(plan)}],
     }
     if acme.ca_bundle:
         spec["caBundle"] = acme.ca_bundle

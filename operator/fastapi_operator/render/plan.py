@@ -8,6 +8,10 @@ from ..api import AcmeSpec, FastAPIApp
 from ..errors import InvalidSpec
 from ..meta import acme_cluster_issuer_name, install_scope
 from ..settings import Settings
+from .gateway import (
+    HTTP, HTTPS, GatewayFacts, Gateways, assumed_gateway, gateway_facts, proxy_namespace, requested_gateway,
+    uses_own_listeners,
+)
 from .ingress_class import IngressClasses, class_facts, class_name, controller_namespace
 
 ACME_SERVERS = {
@@ -29,16 +33,25 @@ class Acme:
 
 
 @dataclass(frozen=True)
+class GatewayRoute:
+    facts: GatewayFacts
+    own_listeners: bool  # the app's HTTPS listeners in its ListenerSet, rather than the Gateway's
+    http_sections: tuple[str, ...]  # the Gateway's HTTP listeners for the app's hosts
+    https_sections: tuple[str, ...]  # its HTTPS listeners for them, used unless own_listeners
+
+
+@dataclass(frozen=True)
 class Plan:
     ingress_class: str | None
     ingress_flavour: str | None  # "nginx", "traefik" or "plain", from the class's controller
-    ingress_namespace: str | None  # where that controller runs: what the NetworkPolicy admits
+    ingress_namespace: str | None  # where that controller (or the Gateway's proxy) runs: what the NetworkPolicy admits
     tls: bool
     issuer_name: str | None  # the ClusterIssuer the Ingress annotation names
     acme: Acme | None  # set when the operator manages that ClusterIssuer
     forwarded_allow_ips: str
     root_path: str | None  # the prefix, when it is not "/"
     url: str | None
+    gateway: GatewayRoute | None = None  # set when the app is routed through the Gateway API
 
     @property
     def referenced_issuer(self) -> str | None:
@@ -68,18 +81,53 @@ def acme_directory(requested: AcmeSpec | None, settings: Settings) -> AcmeDirect
     return AcmeDirectory(server, ca_bundle, None)
 
 
-def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses) -> Plan:
+def gateway_route(app: FastAPIApp, settings: Settings, gateways: Gateways | None) -> GatewayRoute | None:
+    """`gateways`: the Gateways the reconciler read, by (namespace, name); None assumes a
+    conventional one (`fastapi-operator render`)."""
+    requested = requested_gateway(app, settings)
+    if requested is None:
+        return None
+    key, ref = requested
+    facts = assumed_gateway(*key) if gateways is None else gateway_facts(key, gateways)
+    assert app.spec.ingress is not None
+    hosts = list(app.spec.ingress.hosts)
+    route = GatewayRoute(facts, uses_own_listeners(ref) and app.spec.tls.enabled,
+                         facts.sections(HTTP, hosts), facts.sections(HTTPS, hosts))
+    for_hosts = f"for {', '.join(hosts)}"
+    if not app.spec.tls.enabled and not route.http_sections:
+        raise InvalidSpec(f"{facts.description} has no HTTP listener {for_hosts}: add one, or set tls.enabled")
+    if route.own_listeners and not route.http_sections:
+        raise InvalidSpec(f"{facts.description} has no HTTP listener {for_hosts}, which the HTTP-to-HTTPS redirect "
+                          f"and cert-manager's http01 challenges need: the platform team must add one")
+    if app.spec.tls.enabled and not route.own_listeners and not route.https_sections:
+        raise InvalidSpec(f"{facts.description} has no HTTPS listener {for_hosts}: the platform team must add one, "
+                          f"or set spec.ingress.gateway.listeners to ListenerSet to bring the app's own")
+    return route
+
+
+def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gateways: Gateways | None = None) -> Plan:
     """`classes`: the cluster's IngressClasses by name (the reconciler lists them)."""
     ingress = app.spec.ingress
     if ingress is None:
         return Plan(None, None, None, False, None, None, NO_PROXY_TRUSTED, None, None)
 
-    ingress_class = class_name(ingress.class_name, settings.ingress_class, classes)
-    facts = class_facts(ingress_class, classes)
+    gateway = gateway_route(app, settings, gateways)
+    if gateway is None:
+        ingress_class: str | None = class_name(ingress.class_name, settings.ingress_class, classes)
+        facts = class_facts(ingress_class, classes)
+        flavour: str | None = facts.flavour
+        admitted = controller_namespace(facts, settings.ingress_namespace)
+        route_key = ingress_class
+    else:
+        ingress_class = flavour = None
+        admitted = proxy_namespace(gateway.facts)
+        route_key = gateway.facts.description
     tls = app.spec.tls.enabled
     acme = None
     issuer_name = None
-    if tls and app.spec.tls.cluster_issuer:
+    if gateway is not None and tls and not gateway.own_listeners:
+        pass  # the Gateway's own listeners hold the platform's certificate
+    elif tls and app.spec.tls.cluster_issuer:
         issuer_name = app.spec.tls.cluster_issuer
     elif tls:
         requested = app.spec.tls.acme
@@ -92,19 +140,20 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses) -> Pl
             )
         scope = install_scope(settings.namespaces)
         directory = acme_directory(requested, settings)
-        issuer_name = acme_cluster_issuer_name(directory, email, ingress_class, scope)
+        issuer_name = acme_cluster_issuer_name(directory, email, route_key, scope)
         acme = Acme(directory.server, email, issuer_name, scope, directory.ca_bundle)
 
     root_path = ingress.path if ingress.path != "/" else None
     scheme = "https" if tls else "http"
     return Plan(
         ingress_class=ingress_class,
-        ingress_flavour=facts.flavour,
-        ingress_namespace=controller_namespace(facts, settings.ingress_namespace),
+        ingress_flavour=flavour,
+        ingress_namespace=admitted,
         tls=tls,
         issuer_name=issuer_name,
         acme=acme,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         root_path=root_path,
         url=f"{scheme}://{ingress.hosts[0]}{root_path or ''}",
+        gateway=gateway,
     )
