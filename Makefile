@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: setup test unit run down crd lint e2e-kind kind-up kind-down bench
+.PHONY: setup test unit run down crd lint e2e-kind kind-up kind-down bench fuzz
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -53,3 +53,9 @@ kind-down: $(VENV)/.installed
 # Numbers, not pass/fail: render time, startup, convergence of 100 apps, steady-state requests, drift repair.
 bench: setup
 	$(PY) -m tests.benchmarks.benchmark
+
+# Many more generated specs than `make test` runs (120, the same ones every time), new ones each run.
+FUZZ_EXAMPLES ?= 3000
+fuzz: setup
+	FASTAPI_OPERATOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTAPI_OPERATOR_FUZZ_RANDOM=1 \
+		$(PY) -m pytest -ra tests/unit/test_fuzz.py tests/integration/test_fuzz.py

@@ -38,6 +38,8 @@ class Cluster:
     operator_kubeconfig: Path
     kubectl_path: str
     logs: Path | None
+    # Set for the project's own control plane, whose processes a test may stop and start.
+    control_plane_state: Path | None = None
     api: client.ApiClient = field(init=False)
     kube: Kube = field(init=False)
 
@@ -51,6 +53,12 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
+
+    def control_plane(self, command: str) -> None:
+        """tests/controlplane/cluster.py <command> (stop-apiserver, start-apiserver) on this cluster."""
+        assert self.control_plane_state is not None, "only the project's own control plane can be stopped"
+        subprocess.run([sys.executable, str(CLUSTER_SCRIPT), command], check=True,
+                       env={**os.environ, "FASTAPI_OPERATOR_CLUSTER_DIR": str(self.control_plane_state)})
 
     def apply(self, *manifests: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
@@ -117,7 +125,8 @@ def own_control_plane(state: Path) -> Iterator[Cluster]:
     try:
         assert up.returncode == 0, "the test control plane did not come up (see stderr above)"
         bin_dir = Path((state / "bin").read_text())
-        yield Cluster(state / "kubeconfig", state / "operator.kubeconfig", str(bin_dir / "kubectl"), state / "logs")
+        yield Cluster(state / "kubeconfig", state / "operator.kubeconfig", str(bin_dir / "kubectl"), state / "logs",
+                      control_plane_state=state)
     finally:
         subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "down"], env=env)
 

@@ -141,6 +141,19 @@ class ResourceFieldSelector(Model):
     divisor: Quantity | None = Field(None, description="Output format of the resource.")
 
 
+# Lists keyed by name, as the core API keys them: the API server refuses a repeated name at
+# admission (server-side apply of the Deployment would otherwise fail on it), and merges by name.
+KEYED_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
+def _unique_names(items: list[Any] | None) -> list[Any] | None:
+    names = [item.name for item in items or []]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"names must be unique, and {', '.join(repeated)} is repeated")
+    return items
+
+
 class EnvVarSource(Model):
     """Where an environment variable's value comes from."""
 
@@ -316,8 +329,9 @@ class PreStartStep(Model):
     image: str | None = Field(
         None, pattern=IMAGE_PATTERN, description="Image of the step; default spec.image."
     )
-    env: list[EnvVar] | None = Field(
-        None, description="Environment of the step; when absent the app's spec.env is used."
+    env: Annotated[list[EnvVar] | None, AfterValidator(_unique_names)] = Field(
+        None, description="Environment of the step; when absent the app's spec.env is used.",
+        json_schema_extra=KEYED_BY_NAME,
     )
     env_from: list[EnvFromSource] | None = Field(
         None, description="Environment sources of the step; when absent the app's spec.envFrom."
@@ -638,17 +652,15 @@ class FastAPIAppSpec(Model):
         description="Requests and limits of the app container; default requests cpu 100m, "
         "memory 256Mi and limits memory 256Mi.",
     )
-    env: list[EnvVar] = Field(default_factory=list, description="Environment variables.")
+    env: Annotated[list[EnvVar], AfterValidator(_unique_names)] = Field(
+        default_factory=list, description="Environment variables.", json_schema_extra=KEYED_BY_NAME)
     env_from: list[EnvFromSource] = Field(
         default_factory=list, description="Sources of environment variables."
     )
     pre_start: list[PreStartStep] = Field(
         default_factory=list,
         description="Steps run in order before the app starts, as init containers.",
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["name"],
-        },
+        json_schema_extra=KEYED_BY_NAME,
     )
     health_path: str | None = Field(
         None, pattern=HEALTH_PATH_PATTERN,
@@ -659,9 +671,9 @@ class FastAPIAppSpec(Model):
     tls: TlsSpec = Field(TlsSpec(), description="HTTPS at the Ingress; used when ingress is set.")
     autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
     shutdown: ShutdownSpec = Field(ShutdownSpec(), description=ShutdownSpec.__doc__)
-    image_pull_secrets: list[LocalObjectReference] = Field(
+    image_pull_secrets: Annotated[list[LocalObjectReference], AfterValidator(_unique_names)] = Field(
         default_factory=list, description="Secrets with credentials for a private registry, for the app's "
-        "and the steps' images.",
+        "and the steps' images.", json_schema_extra=KEYED_BY_NAME,
     )
     service_account_name: str | None = Field(
         None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,

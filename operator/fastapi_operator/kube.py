@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,21 @@ from .meta import FIELD_MANAGER, OPERATOR_NAME
 
 
 REQUEST_TIMEOUT_SECONDS = 30
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+# What YAML may not carry literally inside a string, though JSON may: DEL, the C1 controls and
+# U+FFFE/U+FFFF, which it forbids, and NEL, LS and PS, which YAML 1.1 folds as line breaks.
+YAML_ESCAPED = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def apply_body(body: Any) -> bytes:
+    """A server-side apply body: JSON, which is YAML, with every character literal except those
+    YAML forbids. The client's own encoding escapes everything outside ASCII, and the API server's
+    YAML decoder refuses the surrogate-pair escapes of any character beyond the BMP (an emoji in
+    an env value); the characters are only ever inside strings, where the escapes are valid."""
+    text = json.dumps(body, ensure_ascii=False)
+    return YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,8 @@ class Kube:
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
               content_type: str = "application/json") -> Any:
+        if content_type == APPLY_PATCH and body is not None:
+            body = apply_body(body)
         request = self.api.param_serialize(
             method=method, resource_path=path, query_params=query or [], body=body,
             header_params={"Accept": "application/json", "Content-Type": content_type},
@@ -140,7 +158,7 @@ class Kube:
             return self._call(
                 "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,
                 query=[("fieldManager", field_manager), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
-                content_type="application/apply-patch+yaml",
+                content_type=APPLY_PATCH,
             )
         except ApiException as error:
             if error.status == 404 and _is_missing_resource_type(error):
@@ -206,6 +224,13 @@ def api_message(error: ApiException) -> str:
         return json.loads(error.body or "{}").get("message") or str(error.reason)
     except ValueError:
         return str(error.reason)
+
+
+def is_unbuildable_apply(error: ApiException) -> bool:
+    """The API server answers 500 when a server-side apply body cannot become a typed object (a
+    repeated key in a keyed list, a field the schema lacks): the body's fault, and its message
+    names the field, so it is reported like a validation error."""
+    return error.status == 500 and api_message(error).startswith("failed to create typed patch object")
 
 
 def is_namespace_terminating(error: ApiException) -> bool:

@@ -23,7 +23,7 @@ from .guarded import is_guarded
 from .kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, GATEWAY, HOST_CLAIM,
     HTTP_ROUTE, INGRESS, INGRESS_CLASS, JOB, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message,
-    is_namespace_terminating, kind_of,
+    is_namespace_terminating, is_unbuildable_apply, kind_of,
 )
 from .logs import app_context
 from .managed_fields import applied_by, foreign_fields, removal_patch
@@ -273,7 +273,7 @@ class Reconciler:
                 else:
                     self.kube.apply(manifest, dry_run=True)
             except ApiException as error:
-                if error.status not in (400, 422):
+                if error.status not in (400, 422) and not is_unbuildable_apply(error):
                     raise
                 raise InvalidSpec(
                     f"the API server rejects the {manifest['kind']} this spec makes: {api_message(error)}"

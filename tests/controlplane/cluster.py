@@ -5,6 +5,7 @@ plays the kubelet for two fake nodes, so pods are scheduled and become Running a
 
     python tests/controlplane/cluster.py up      # prints the kubeconfig path
     python tests/controlplane/cluster.py down
+    python tests/controlplane/cluster.py stop-apiserver / start-apiserver   # an API server outage
 
 State (certificates, etcd data, logs, pids) lives in $FASTAPI_OPERATOR_CLUSTER_DIR, by
 default .cluster/ in the repository. Binaries come from build.sh's cache.
@@ -98,6 +99,8 @@ def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
 
 
 def start(name: str, argv: list[str], state: Path) -> None:
+    (state / "argv").mkdir(exist_ok=True)
+    (state / "argv" / f"{name}.json").write_text(json.dumps(argv))
     logfile = open(state / "logs" / f"{name}.log", "ab")
     process = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
@@ -289,16 +292,40 @@ def down() -> None:
     log("down")
 
 
+def stop_apiserver() -> None:
+    """SIGTERM, as a rolling restart of a real control plane does, and wait until it is gone."""
+    pidfile = state_dir() / "pids" / "kube-apiserver.pid"
+    pid = int(pidfile.read_text())
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    pidfile.unlink()
+    log("kube-apiserver stopped")
+
+
+def start_apiserver() -> None:
+    """The same command line again, and wait until it answers."""
+    state = state_dir()
+    start("kube-apiserver", json.loads((state / "argv" / "kube-apiserver.json").read_text()), state)
+    server = json.loads((state / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    wait_until("kube-apiserver", lambda: apiserver_ready(server, state / "pki"))
+    log("kube-apiserver ready again")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "build"])
+    parser.add_argument("command", choices=["up", "down", "build", "stop-apiserver", "start-apiserver"])
     args = parser.parse_args()
-    if args.command == "up":
-        print(up())
-    elif args.command == "down":
-        down()
-    else:
-        print(build())
+    commands = {"up": lambda: print(up()), "down": down, "build": lambda: print(build()),
+                "stop-apiserver": stop_apiserver, "start-apiserver": start_apiserver}
+    commands[args.command]()
     return 0
 
 

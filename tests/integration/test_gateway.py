@@ -8,7 +8,10 @@ from __future__ import annotations
 import yaml
 
 from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, EVENT, HTTP_ROUTE, INGRESS, LISTENER_SET, NETWORK_POLICY
+from fastapi_operator.reconcile import Reconciler
+from fastapi_operator.settings import Settings
 from tests.harness import condition, eventually
+from tests.integration.conftest import SESSION_SETTINGS
 from tests.manifests import app_manifest
 
 CONTROLLER = "fastapi-operator.dev/test-gateway-controller"
@@ -72,6 +75,12 @@ def program_listener_set(cluster, namespace, name):
         _condition("Accepted", generation=generation), _condition("Programmed", generation=generation)]})
 
 
+def settled(cluster, namespace, name):
+    """A reconcile run here, beside the operator, finds every child exactly as rendered: no write."""
+    outcome = Reconciler(cluster.kube, Settings(_env_file=None, **SESSION_SETTINGS)).reconcile(namespace, name)
+    assert outcome.error is None and outcome.changes == [], (outcome.error, outcome.changes)
+
+
 def ready(cluster, namespace, name):
     return condition(cluster.app(namespace, name), "Ready")
 
@@ -127,6 +136,7 @@ def test_ready_follows_the_gateways_conditions_and_quotes_a_refusal(cluster, nam
     accept_route(cluster, namespace, "shop-http-redirect")
     eventually(lambda: ready(cluster, namespace, "shop").get("status") == "True", timeout=10,
                message="Ready once both routes are accepted, without a resync (HTTPRoutes are watched)")
+    settled(cluster, namespace, "shop")
 
     accept_route(cluster, namespace, "shop", ("False", "NotAllowedByListeners", "no listener allows this route"))
     refused = ready_reason_becomes(cluster, namespace, "shop", "RouteNotAccepted", timeout=10)
@@ -153,6 +163,7 @@ def test_a_gateway_that_allows_no_listener_sets_says_what_the_platform_team_must
     accept_route(cluster, namespace, "shop-http-redirect")
     # Routed: what remains is the certificate (no ACME server answers here).
     eventually(lambda: ready(cluster, namespace, "shop").get("reason") == "CertificateNotReady", timeout=10)
+    settled(cluster, namespace, "shop")
 
 
 def test_adding_changing_and_removing_the_gateway_changes_the_children(cluster, namespace):

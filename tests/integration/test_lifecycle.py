@@ -236,3 +236,14 @@ def test_an_issuer_whose_last_app_went_while_the_operator_was_down_goes_at_start
         operator.start()
     eventually(lambda: cluster.get(CLUSTER_ISSUER, None, issuer) is None, timeout=15,
                message="the orphaned issuer collected at startup")
+
+
+def test_any_character_in_an_env_value_reaches_the_deployment_as_written(cluster, namespace):
+    """Found by the fuzz test: an emoji used to make every apply fail (the API server's YAML decoder
+    refuses JSON's surrogate-pair escapes), and a NEL would have been read as a line break."""
+    value = "héllo 👋\x85next\u2028line \x7f"
+    cluster.apply(app_manifest("unicode", namespace, env=[{"name": "GREETING", "value": value}]))
+    eventually(lambda: condition(cluster.app(namespace, "unicode"), "Reconciled").get("status") == "True",
+               message="Reconciled=True")
+    container = cluster.get(DEPLOYMENT, namespace, "unicode")["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in container["env"]}["GREETING"] == value

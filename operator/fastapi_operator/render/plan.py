@@ -95,7 +95,8 @@ def gateway_route(app: FastAPIApp, settings: Settings, gateways: Gateways | None
                          facts.sections(HTTP, hosts), facts.sections(HTTPS, hosts))
     for_hosts = f"for {', '.join(hosts)}"
     if not app.spec.tls.enabled and not route.http_sections:
-        raise InvalidSpec(f"{facts.description} has no HTTP listener {for_hosts}: add one, or set tls.enabled")
+        raise InvalidSpec(f"{facts.description} has no HTTP listener {for_hosts}, which an app with "
+                          f"spec.tls.enabled false is served on: the platform team must add one")
     if route.own_listeners and not route.http_sections:
         raise InvalidSpec(f"{facts.description} has no HTTP listener {for_hosts}, which the HTTP-to-HTTPS redirect "
                           f"and cert-manager's http01 challenges need: the platform team must add one")
