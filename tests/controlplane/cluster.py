@@ -236,6 +236,9 @@ def up() -> Path:
         # The default client rate limit (20 QPS) makes a burst of apps wait on the controller
         # manager rather than on the operator under test.
         "--kube-api-qps=200", "--kube-api-burst=400",
+        # KWOK's nodes never fail, but an API server restart delays their heartbeats: without
+        # this, the node controller marks every pod NotReady and KWOK never marks them Ready again.
+        "--node-monitor-grace-period=300s",
     ], state)
     start("kube-scheduler", [
         str(bin_dir / "kube-scheduler"), "--kubeconfig", str(kubeconfig),
@@ -292,9 +295,9 @@ def down() -> None:
     log("down")
 
 
-def stop_apiserver() -> None:
+def stop_component(name: str) -> None:
     """SIGTERM, as a rolling restart of a real control plane does, and wait until it is gone."""
-    pidfile = state_dir() / "pids" / "kube-apiserver.pid"
+    pidfile = state_dir() / "pids" / f"{name}.pid"
     pid = int(pidfile.read_text())
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
@@ -307,13 +310,23 @@ def stop_apiserver() -> None:
     else:
         os.killpg(pid, signal.SIGKILL)
     pidfile.unlink()
-    log("kube-apiserver stopped")
+    log(f"{name} stopped")
+
+
+def start_component(name: str) -> None:
+    """The same command line as at `up`."""
+    state = state_dir()
+    start(name, json.loads((state / "argv" / f"{name}.json").read_text()), state)
+
+
+def stop_apiserver() -> None:
+    stop_component("kube-apiserver")
 
 
 def start_apiserver() -> None:
-    """The same command line again, and wait until it answers."""
+    """The same command line again; returns once it answers."""
     state = state_dir()
-    start("kube-apiserver", json.loads((state / "argv" / "kube-apiserver.json").read_text()), state)
+    start_component("kube-apiserver")
     server = json.loads((state / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
     wait_until("kube-apiserver", lambda: apiserver_ready(server, state / "pki"))
     log("kube-apiserver ready again")

@@ -14,7 +14,8 @@ from tests.manifests import SMALL_RESOURCES, app_manifest, full_manifest
 
 # The kind tier runs this suite with fewer: there every app is a real pod on one node.
 BURST = int(os.environ.get("FASTAPI_OPERATOR_TEST_BURST", "50"))
-STEADY_SECONDS = 60
+# A window of one and a half resync periods always holds at least one whole resync.
+STEADY_SECONDS = TEST_RESYNC_SECONDS * 3 // 2
 
 
 def test_sigkill_during_a_burst_of_creates_still_converges_without_duplicates(cluster, namespace, operator, report):
