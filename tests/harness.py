@@ -79,7 +79,8 @@ MUTATING_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 # What the operator writes. Child status subresources are excluded: their controllers
 # (Deployment, HPA) own them; the FastAPIApp's status is the operator's and is counted.
 OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "networkpolicies",
-                      "horizontalpodautoscalers", "middlewares", "clusterissuers"}
+                      "horizontalpodautoscalers", "middlewares", "clusterissuers", "poddisruptionbudgets", "jobs",
+                      "hostclaims", "httproutes", "listenersets", "ingressclasses", "gateways"}
 SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 
 

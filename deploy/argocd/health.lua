@@ -1,6 +1,7 @@
 -- Argo CD health for fastapi-operator.dev/FastAPIApp.
--- Healthy: Ready=True at the current generation. Degraded: Reconciled=False, or a failed
--- rollout. Progressing: anything else, including status that lags the generation.
+-- Healthy: Ready=True at the current generation. Degraded: Reconciled=False, a failed rollout,
+-- or a Gateway that refuses the app's routes or listeners. Progressing: anything else, including
+-- status that lags the generation.
 local hs = {}
 local generation = obj.metadata.generation
 local status = obj.status
@@ -35,13 +36,22 @@ if available ~= nil and available.status == "False" and available.reason == "Rol
   return hs
 end
 
+-- The Gateway's refusals wait on a change to the Gateway or the spec, not on time.
+local gateway_refusals = {RouteNotAccepted = true, RouteRefsNotResolved = true, ListenerSetsNotAllowed = true,
+                          ListenerSetNotAccepted = true, ListenerNotProgrammed = true}
+local ready = conditions["Ready"]
+if ready ~= nil and ready.status == "False" and gateway_refusals[ready.reason] then
+  hs.status = "Degraded"
+  hs.message = ready.reason .. ": " .. (ready.message or "")
+  return hs
+end
+
 if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. generation
   return hs
 end
 
-local ready = conditions["Ready"]
 if ready ~= nil and ready.status == "True" and
     (ready.observedGeneration == nil or generation == nil or ready.observedGeneration == generation) then
   hs.status = "Healthy"

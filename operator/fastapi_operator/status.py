@@ -106,7 +106,8 @@ def route_readiness(route: dict[str, Any] | None) -> ConditionValue | None:
     for parent in route["spec"].get("parentRefs") or []:
         entry = next((p for p in reported if _parent_matches(parent, p.get("parentRef") or {},
                                                               route["metadata"].get("namespace"))), None)
-        parent_name = f"{parent.get('kind', 'Gateway')} {parent.get('namespace', '')}/{parent['name']}".replace(" /", " ")
+        where = f"{parent['namespace']}/" if parent.get("namespace") else ""
+        parent_name = f"{parent.get('kind', 'Gateway')} {where}{parent['name']}"
         if parent.get("sectionName"):
             parent_name += f" listener {parent['sectionName']}"
         conditions_ = (entry or {}).get("conditions") or []
@@ -149,8 +150,8 @@ def gateway_readiness(routes: list[dict[str, Any] | None], listener_set: dict[st
     problems = ([listener_set_readiness(listener_set)] if own_listeners else []) + [route_readiness(r) for r in routes]
     found = [problem for problem in problems if problem is not None]
     refused = [problem for problem in found if problem.status == "False"]
-    if refused or found:
-        return (refused or found)[0]
+    if found:
+        return (refused or found)[0]  # a refusal says more than a wait
     return ConditionValue("True", "Routed", "the Gateway accepted the routes" +
                           (" and programmed the app's listeners" if own_listeners else ""))
 

@@ -5,9 +5,13 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 
 - render: time to render one full app (pure Python, no cluster);
 - startup: operator start to its liveness endpoint answering;
-- convergence: N apps applied at once until all are Available;
+- convergence: N apps applied at once until all are Available, side by side with the peer: what a
+  user would do without the operator, `kubectl apply --server-side` of the very objects
+  `fastapi-operator render` makes, until every Deployment is Available; and their ratio;
+- memory: the operator's resident set size once the N apps converged, and after the steady state;
 - no-op reconcile: latency of one reconcile with nothing to do, and its requests;
-- steady state: mutating requests and reads per resync, from the API server's metrics;
+- steady state: mutating requests, and GET and LIST requests per app per resync, from the API
+  server's metrics;
 - drift: a hand-edited Deployment until it is put back.
 """
 
@@ -16,10 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+
+import yaml
 
 from fastapi_operator.api import FastAPIApp
 from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP
@@ -61,8 +69,39 @@ def counters(cluster: Cluster, verbs: set[str]) -> float:
     return sum(request_counts(cluster.metrics(), verbs).values())
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def all_available(cluster: Cluster, namespace: str, count: int) -> bool:
+    deployments = cluster.kube.list(DEPLOYMENT, namespace)
+    return len(deployments) == count and all(
+        any(c["type"] == "Available" and c["status"] == "True" for c in (d.get("status") or {}).get("conditions", []))
+        for d in deployments)
+
+
+def run_peer(cluster: Cluster, apps: int, work: Path) -> float:
+    """kubectl apply --server-side of what `fastapi-operator render` prints for the same apps."""
+    namespace = f"peer-{int(time.time())}"
+    cluster.kubectl("create", "namespace", namespace)
+    manifests = work / "peer.yaml"
+    manifests.write_text(yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
+    try:
+        started = time.monotonic()
+        rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
+                                   str(manifests)], check=True, capture_output=True, text=True).stdout
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered)
+        eventually(lambda: all_available(cluster, namespace, apps), timeout=600, interval=0.5,
+                   message=f"{apps} Deployments Available")
+        return time.monotonic() - started
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:
     results = [("render one full app", bench_render())]
+    peer = run_peer(cluster, apps, work)
     operator = OperatorProcess(cluster, work / "operator.log", RESYNC_SECONDS)
     startups = []
     for _ in range(3):
@@ -81,19 +120,24 @@ def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:
                                for a in cluster.kube.list(FASTAPIAPP, namespace)) == apps,
                    timeout=600, interval=0.5, message=f"{apps} apps Available")
         elapsed = time.monotonic() - started
-        results.append((f"{apps} apps applied at once until all Available",
-                        f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s)"))
+        results.append((f"{apps} apps: peer (kubectl apply --server-side of the rendered objects)",
+                        f"{peer:.1f} s ({apps / peer:.1f} apps/s)"))
+        results.append((f"{apps} apps: operator, applied at once until all Available",
+                        f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); ratio operator/peer {elapsed / peer:.2f}"))
+        assert operator.process is not None
+        results.append((f"operator RSS with {apps} apps converged", f"{rss_mib(operator.process.pid):.0f} MiB"))
 
         time.sleep(2 * RESYNC_SECONDS)  # settle
-        writes_before, reads_before = counters(cluster, MUTATING_VERBS), counters(cluster, {"GET"})
+        verb_sets = (MUTATING_VERBS, {"GET"}, {"LIST"})
+        before = [counters(cluster, verbs) for verbs in verb_sets]
         window = 3 * RESYNC_SECONDS
         time.sleep(window)
-        writes = counters(cluster, MUTATING_VERBS) - writes_before
-        reads = counters(cluster, {"GET"}) - reads_before
-        total_apps = len(cluster.kube.list(FASTAPIAPP))
+        writes, gets, lists = (counters(cluster, verbs) - count for verbs, count in zip(verb_sets, before))
+        resyncs = max(len(cluster.kube.list(FASTAPIAPP)) * window / RESYNC_SECONDS, 1)
         results.append((f"steady state, {window} s with a resync every {RESYNC_SECONDS} s",
-                        f"{writes:.0f} mutating requests; {reads:.0f} GETs = "
-                        f"{reads / max(total_apps * window / RESYNC_SECONDS, 1):.1f} per app per resync"))
+                        f"{writes:.0f} mutating requests; per app per resync {gets / resyncs:.1f} GETs "
+                        f"and {lists / resyncs:.1f} LISTs"))
+        results.append(("operator RSS after the steady state", f"{rss_mib(operator.process.pid):.0f} MiB"))
 
         reconciler = Reconciler(cluster.kube, Settings())
         reads_before = counters(cluster, {"GET"})

@@ -279,20 +279,23 @@ def down() -> None:
             pass
     deadline = time.monotonic() + 10
     for pidfile in pids.iterdir():
-        pid = int(pidfile.read_text())
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        wait_gone(int(pidfile.read_text()), deadline)
         pidfile.unlink()
     log("down")
+
+
+def wait_gone(pid: int, deadline: float) -> None:
+    """Wait for a process told to stop; SIGKILL its group at the deadline."""
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def stop_component(name: str) -> None:
@@ -300,15 +303,7 @@ def stop_component(name: str) -> None:
     pidfile = state_dir() / "pids" / f"{name}.pid"
     pid = int(pidfile.read_text())
     os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        os.killpg(pid, signal.SIGKILL)
+    wait_gone(pid, time.monotonic() + 30)
     pidfile.unlink()
     log(f"{name} stopped")
 
