@@ -52,7 +52,7 @@ kind-down: $(VENV)/.installed
 
 # Numbers, not pass/fail: render time, startup, convergence of 100 apps, steady-state requests, drift repair.
 bench: setup
-	$(PY) -m tests.benchmarks.benchmark
+	$(PY) -m tests.benchmarks.benchmark $(ARGS)
 
 # Many more generated specs than `make test` runs (120, the same ones every time), new ones each run.
 FUZZ_EXAMPLES ?= 3000
