@@ -1,9 +1,10 @@
-"""kopf registrations only: every handler turns an event into work-queue keys.
+"""kopf runs the operator's life (startup, cleanup, the liveness endpoint); the cache's watches
+(cache.py) feed the work queue. Every change to an app, a child or an object an app depends on
+queues the apps it concerns.
 
 No create/update/delete handlers and no finalizers: those make kopf write bookkeeping
 annotations on the FastAPIApp, and a reconcile that has nothing to do must write nothing.
-Level-based instead: any event on an app or one of its children queues the app, and the
-queue's reconcile compares the whole desired state with the live one.
+Level-based instead: the queue's reconcile compares the whole desired state with the cached one.
 """
 
 from __future__ import annotations
@@ -12,21 +13,33 @@ import asyncio
 import logging
 import socket
 import uuid
-from typing import Any
+from typing import Any, Callable, Coroutine
 
 import kopf
 
-from .api import GROUP, KIND, PLURAL, VERSION
+from .api import KIND
+from .cache import Cache, watched_sources
 from .kube import (
-    CERTIFICATE, CLUSTER_ISSUER, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kube, load_api_client,
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
+    load_api_client,
 )
-from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
 from .leadership import LeaderElector
-from .reconcile import Reconciler
+from .reconcile import CONCURRENT_READS, Reconciler
 from .settings import Settings
 from .workqueue import WorkQueue
 
 log = logging.getLogger("fastapi_operator.handlers")
+
+
+def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind:
+            return ref.get("name")
+    return None
+
+
+def _ingress(app: dict[str, Any]) -> dict[str, Any]:
+    return (app.get("spec") or {}).get("ingress") or {}
 
 
 class Runtime:
@@ -34,19 +47,82 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        kube = Kube(load_api_client())
-        self.reconciler = Reconciler(kube, settings)
+        self.loop = asyncio.get_running_loop()
+        # Each watch holds a connection for minutes: they get a pool of their own, so the
+        # reconciles' requests never queue behind them or open a connection per request.
+        sources = watched_sources(settings)
+        watches = Kube(load_api_client(len(sources), retries=False))
+        kube = Kube(load_api_client(settings.workers + CONCURRENT_READS))
+        self.cache = Cache(watches, sources, self._changed_on_watch_thread)
+        self.reconciler = Reconciler(kube, settings, self.cache)
         self.queue = WorkQueue(self._process, settings.workers)
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions: dict[tuple[str, str], str] = {}
-        self.resync_task: asyncio.Task[None] | None = None
-        self.election_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
         self.elector: LeaderElector | None = None
         if settings.leader_election:
             self.queue.pause()
             identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
             self.elector = LeaderElector(kube, settings.lease_namespace, identity,
                                          on_started=self._lead, on_stopped=self._stand_by)
+
+    async def begin(self) -> None:
+        """Nothing is decided before every watch has listed once: an unlisted cache holds no
+        apps, and every shared object would look unused."""
+        self.cache.start()
+        while not await asyncio.to_thread(self.cache.wait_synced, 30):
+            log.warning(f"still waiting for the first listing of {', '.join(self.cache.unsynced())}; "
+                        f"nothing is reconciled until then")
+        log.info("caches filled: reconciling from the watches")
+        self.queue.start()
+        if self.elector is not None:
+            self._spawn(self.elector.run())
+        else:
+            self.queue_every_app("startup")
+        await self.resync_forever()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _changed_on_watch_thread(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.changed, kind, event_type, obj)
+
+    def changed(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
+        """Which apps a watched change concerns; they are queued (on the event loop)."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace")
+        if kind is FASTAPIAPP:
+            key = (namespace, metadata["name"])
+            if event_type == "DELETED":
+                self.own_status_versions.pop(key, None)
+                self._spawn(self.collect_unused_shared_objects())
+            elif self.own_status_versions.get(key) != metadata.get("resourceVersion"):
+                self.queue.add(key)
+        elif kind is CERTIFICATE:
+            # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
+            # app's Ingress (named after the app) its controller; an app's Gateway listeners have a
+            # Certificate the app itself controls.
+            owner = _controller_name(obj, "Ingress") or _controller_name(obj, KIND)
+            if owner:
+                self.queue.add((namespace, owner))
+        elif kind in WATCHED_CHILD_KINDS:
+            # A child edited or deleted by someone: its app is reconciled now, not at the next resync.
+            owner = _controller_name(obj, KIND)
+            if owner:
+                self.queue.add((namespace, owner))
+        elif kind is HOST_CLAIM:
+            # A claim made, released or reassigned: the apps that serve the host learn whether they may.
+            host = metadata["name"]
+            self.queue_apps(lambda app: host in _ingress(app).get("hosts", []), f"HostClaim {host}")
+        elif kind is CLUSTER_ISSUER:
+            # Deleted or edited by hand, or made by a user for spec.tls.clusterIssuer: any app with
+            # an ingress may use it, and the ones that do put it back or move on.
+            self.queue_apps(lambda app: bool(_ingress(app)), f"ClusterIssuer {metadata['name']}")
+        elif kind in (INGRESS_CLASS, GATEWAY):
+            # An IngressClass or Gateway can change any app's flavour, admitted namespace, routes or readiness.
+            self.queue_apps(lambda app: True, f"{kind.kind} {metadata['name']}")
 
     @property
     def active(self) -> bool:
@@ -55,7 +131,7 @@ class Runtime:
 
     async def _lead(self) -> None:
         self.queue.resume()
-        await self.queue_every_app("leadership taken")
+        self.queue_every_app("leadership taken")
         await self.collect_unused_shared_objects()
 
     async def _stand_by(self) -> None:
@@ -70,24 +146,25 @@ class Runtime:
             self.own_status_versions[key] = outcome.status_resource_version
         return outcome.retry
 
-    async def queue_every_app(self, why: str) -> bool:
-        """False when the apps could not be listed (logged); the next resync tries again."""
-        try:
-            apps = await asyncio.to_thread(self.reconciler.list_apps)
-        except Exception:
-            log.exception(f"could not list the apps ({why}); the next resync tries again")
-            return False
-        for app in apps:
-            self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
-        return True
+    def queue_every_app(self, why: str) -> None:
+        self.queue_apps(lambda app: True, why)
+
+    def queue_apps(self, concerned: Callable[[dict[str, Any]], bool], why: str) -> None:
+        queued = 0
+        for app in self.reconciler.list_apps():
+            if concerned(app):
+                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+                queued += 1
+        log.debug(f"{queued} apps queued: {why}")
 
     async def resync_forever(self) -> None:
         # Issuers and claims left behind by apps deleted while the operator was down go at startup.
         await self.collect_unused_shared_objects()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            if await self.queue_every_app("resync"):
-                await self.collect_unused_shared_objects()
+            self.queue_every_app("resync")
+            self.cache.recheck_missing_apis()
+            await self.collect_unused_shared_objects()
 
     async def collect_unused_shared_objects(self) -> None:
         if not self.active:
@@ -102,90 +179,17 @@ class Runtime:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf would otherwise turn every log line of a handler into a Kubernetes Event: a write.
     settings.posting.enabled = False
+    # kopf watches nothing here (the cache does), so it needs no CRD or namespace scanning, nor its RBAC.
+    settings.scanning.disabled = True
     runtime = Runtime(memo.settings)
     memo.runtime = runtime
-    runtime.queue.start()
-    runtime.resync_task = asyncio.create_task(runtime.resync_forever())
-    if runtime.elector is not None:
-        runtime.election_task = asyncio.create_task(runtime.elector.run())
+    runtime._spawn(runtime.begin())
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    for task in (runtime.resync_task, runtime.election_task):
-        if task:
-            task.cancel()
+    for task in list(runtime.tasks):
+        task.cancel()
+    runtime.cache.stop()
     await runtime.queue.stop()
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def app_changed(event: dict[str, Any], body: kopf.Body, namespace: str, name: str,
-                      memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    key = (namespace, name)
-    if event["type"] == "DELETED":
-        runtime.own_status_versions.pop(key, None)
-        await runtime.collect_unused_shared_objects()
-        return
-    if runtime.own_status_versions.get(key) == body.metadata.get("resourceVersion"):
-        return
-    runtime.queue.add(key)
-
-
-def _controller_name(body: kopf.Body, kind: str) -> str | None:
-    for ref in body.metadata.get("ownerReferences", []):
-        if ref.get("controller") and ref.get("kind") == kind:
-            return ref.get("name")
-    return None
-
-
-def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """A child edited or deleted by someone: its app is reconciled now, not at the next resync."""
-    owner = _controller_name(body, KIND)
-    if owner:
-        memo.runtime.queue.add((namespace, owner))
-
-
-for _kind in WATCHED_CHILD_KINDS:
-    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
-                  labels={LABEL_MANAGED_BY: OPERATOR_NAME}, id=f"child-{_kind.plural}")(child_changed)
-
-
-@kopf.on.event(CERTIFICATE.group, "v1", CERTIFICATE.plural)
-def certificate_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
-    # app's Ingress (named after the app) its controller; an app's Gateway listeners have a
-    # Certificate the app itself controls.
-    app_name = _controller_name(body, "Ingress") or _controller_name(body, KIND)
-    if app_name:
-        memo.runtime.queue.add((namespace, app_name))
-
-
-async def route_owner_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    """An IngressClass or Gateway added, removed, re-annotated or made the default (or a Gateway's
-    listeners or allowedListeners changed) can change any app's flavour, admitted namespace,
-    routes or readiness: every app is checked now, not at the next resync."""
-    if event.get("type") is None:  # kopf's initial listing: every app is queued at startup anyway
-        return
-    runtime: Runtime = memo.runtime
-    await runtime.queue_every_app("an IngressClass or a Gateway changed")
-
-
-for _kind in (INGRESS_CLASS, GATEWAY):
-    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
-                  id=f"route-owner-{_kind.plural}")(route_owner_changed)
-
-
-async def shared_object_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    """A ClusterIssuer or HostClaim the operator made was edited or deleted by hand. Many apps can
-    rely on one, so every app is checked: the ones that use it put it back within seconds."""
-    if event.get("type") is None:  # kopf's initial listing: nothing changed
-        return
-    runtime: Runtime = memo.runtime
-    await runtime.queue_every_app("a shared object changed")
-
-
-for _kind in (CLUSTER_ISSUER, HOST_CLAIM):
-    kopf.on.event(_kind.group, _kind.api_version.rpartition("/")[2], _kind.plural,
-                  labels={LABEL_MANAGED_BY: OPERATOR_NAME}, id=f"shared-{_kind.plural}")(shared_object_changed)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +23,8 @@ from .meta import FIELD_MANAGER, OPERATOR_NAME
 
 
 REQUEST_TIMEOUT_SECONDS = 30
+THROTTLED_ATTEMPTS = 5
+THROTTLED_MAX_WAIT_SECONDS = 10.0
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -91,7 +94,7 @@ def kind_of(manifest: dict[str, Any]) -> Kind:
     return KINDS[(manifest["apiVersion"], manifest["kind"])]
 
 
-def _missing_api(kind: Kind) -> MissingAPI:
+def missing_api_error(kind: Kind) -> MissingAPI:
     return MissingAPI(
         f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
         f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
@@ -100,7 +103,7 @@ def _missing_api(kind: Kind) -> MissingAPI:
     )
 
 
-def _is_missing_resource_type(error: ApiException) -> bool:
+def is_missing_resource_type(error: ApiException) -> bool:
     """A 404 for an unknown resource type, as opposed to a 404 for an object that is absent."""
     try:
         details = json.loads(error.body or "{}").get("details") or {}
@@ -113,8 +116,8 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = api_client
 
-    def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-              content_type: str = "application/json") -> Any:
+    def request(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+                content_type: str = "application/json") -> Any:
         if content_type == APPLY_PATCH and body is not None:
             body = apply_body(body)
         request = self.api.param_serialize(
@@ -122,75 +125,109 @@ class Kube:
             header_params={"Accept": "application/json", "Content-Type": content_type},
             auth_settings=["BearerToken"],
         )
-        response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        data = response.read()
+        for attempt in range(THROTTLED_ATTEMPTS):
+            response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            data = response.read()
+            if response.status == 429 and attempt + 1 < THROTTLED_ATTEMPTS:
+                # API Priority and Fairness turned the request away: wait as long as it asks.
+                time.sleep(retry_after_seconds(response.getheader("Retry-After"), attempt))
+                continue
+            break
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
         return json.loads(data) if data else None
 
+    def watch(self, kind: Kind, namespace: str | None, label_selector: str | None, resource_version: str,
+              timeout_seconds: int, read_timeout_seconds: float) -> Iterator[dict[str, Any]]:
+        """The watch events after `resource_version`, bookmarks included, until the server ends the stream."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        request = self.api.param_serialize(method="GET", resource_path=kind.path(namespace), query_params=query,
+                                           header_params={"Accept": "application/json"},
+                                           auth_settings=["BearerToken"])
+        response = self.api.call_api(*request, _request_timeout=(REQUEST_TIMEOUT_SECONDS, read_timeout_seconds))
+        try:
+            if not 200 <= response.status < 300:
+                raise ApiException(status=response.status, reason=response.reason,
+                                   body=response.read().decode(errors="replace"))
+            for line in response.response:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.response.release_conn()
+
     def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
         """The object, or None when it (or, unless `required_api`, its whole API) is absent."""
         try:
-            return self._call("GET", kind.path(namespace, name))
+            return self.request("GET", kind.path(namespace, name))
         except ApiException as error:
             if error.status != 404:
                 raise
-            if required_api and _is_missing_resource_type(error):
-                raise _missing_api(kind) from error
+            if required_api and is_missing_resource_type(error):
+                raise missing_api_error(kind) from error
             return None
 
     def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
         query = [("labelSelector", label_selector)] if label_selector else []
         try:
-            return self._call("GET", kind.path(namespace), query=query).get("items", [])
+            return self.request("GET", kind.path(namespace), query=query).get("items", [])
         except ApiException as error:
             if error.status == 404:
                 return []
             raise
 
     def apply(self, manifest: dict[str, Any], *, dry_run: bool = False,
-              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+              field_manager: str = FIELD_MANAGER, uid: str | None = None) -> dict[str, Any]:
         """Server-side apply. `force` takes back fields someone else edited, which is how drift
-        is repaired; it is only ever called on objects this operator owns."""
+        is repaired; it is only ever called on objects this operator owns. With `uid`, the object
+        the operator judged to be its own: one deleted and made again by someone else since is
+        refused (409), not overwritten."""
         kind = kind_of(manifest)
         metadata = manifest["metadata"]
+        if uid:
+            manifest = {**manifest, "metadata": {**metadata, "uid": uid}}
         try:
-            return self._call(
+            return self.request(
                 "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,
                 query=[("fieldManager", field_manager), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
                 content_type=APPLY_PATCH,
             )
         except ApiException as error:
-            if error.status == 404 and _is_missing_resource_type(error):
-                raise _missing_api(kind) from error
+            if error.status == 404 and is_missing_resource_type(error):
+                raise missing_api_error(kind) from error
             raise
 
     def create(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Create, never overwrite: the API server answers 409 when the name is taken, which
         makes a first-come claim atomic across operators."""
         kind = kind_of(manifest)
-        return self._call("POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
+        return self.request("POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
                           query=[("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else []))
 
     def json_patch(self, kind: Kind, namespace: str | None, name: str, operations: list[dict[str, Any]]) -> dict:
-        return self._call("PATCH", kind.path(namespace, name), body=operations,
+        return self.request("PATCH", kind.path(namespace, name), body=operations,
                           query=[("fieldManager", FIELD_MANAGER)], content_type="application/json-patch+json")
 
-    def delete(self, kind: Kind, namespace: str | None, name: str, *, resource_version: str | None = None) -> bool:
-        """False when it was already gone, or (with `resource_version`) changed since it was read."""
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, resource_version: str | None = None,
+               uid: str | None = None) -> bool:
+        """False when it was already gone, or (with `resource_version` or `uid`) is no longer the
+        object that was judged."""
         body: dict[str, Any] = {"propagationPolicy": "Background"}
-        if resource_version:
-            body["preconditions"] = {"resourceVersion": resource_version}
+        preconditions = {key: value for key, value in (("resourceVersion", resource_version), ("uid", uid)) if value}
+        if preconditions:
+            body["preconditions"] = preconditions
         try:
-            self._call("DELETE", kind.path(namespace, name), body=body)
+            self.request("DELETE", kind.path(namespace, name), body=body)
         except ApiException as error:
-            if error.status == 404 or (error.status == 409 and resource_version):
+            if error.status == 404 or (error.status == 409 and preconditions):
                 return False
             raise
         return True
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        return self._call(
+        return self.request(
             "PATCH", FASTAPIAPP.path(namespace, name) + "/status", body={"status": status},
             content_type="application/merge-patch+json",
         )
@@ -216,7 +253,16 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self._call("POST", EVENT.path(metadata["namespace"]), body=event)
+        self.request("POST", EVENT.path(metadata["namespace"]), body=event)
+
+
+def retry_after_seconds(header: str | None, attempt: int) -> float:
+    """Retry-After if the API server sent one (whole seconds), else 0.5, 1, 2 ... s; capped."""
+    try:
+        wait = float(header) if header else 0.5 * 2 ** attempt
+    except ValueError:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.1), THROTTLED_MAX_WAIT_SECONDS)
 
 
 def api_message(error: ApiException) -> str:
@@ -233,6 +279,17 @@ def is_unbuildable_apply(error: ApiException) -> bool:
     return error.status == 500 and api_message(error).startswith("failed to create typed patch object")
 
 
+def is_replaced(error: ApiException) -> bool:
+    """An apply at a uid the object no longer has: it was deleted and made again since it was read."""
+    if error.status != 422:
+        return False
+    try:
+        causes = (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
+    except ValueError:
+        return False
+    return any(cause.get("field") == "metadata.uid" for cause in causes)
+
+
 def is_namespace_terminating(error: ApiException) -> bool:
     """The namespace is being deleted: it accepts no new objects, and the app goes with it."""
     if error.status != 403:
@@ -244,12 +301,18 @@ def is_namespace_terminating(error: ApiException) -> bool:
     return any(cause.get("reason") == "NamespaceTerminating" for cause in causes)
 
 
-def load_api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the current kubeconfig context."""
+def load_api_client(connections: int, *, retries: bool = True) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current kubeconfig context, with a
+    pool of `connections` kept open. Without `retries` a failed connection is the caller's to
+    retry (the watches reconnect on their own schedule)."""
     from kubernetes import config
 
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    if not retries:
+        configuration.retries = False
+    return client.ApiClient(configuration)

@@ -18,13 +18,14 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from .api import FastAPIApp, describe_validation_error
+from .cache import Cache
 from .compare import changes_pod_template, needs_apply
 from .errors import Conflict, InvalidSpec, MigrationFailed, MigrationRunning, ReconcileError
 from .guarded import is_guarded
 from .kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, GATEWAY, HOST_CLAIM,
     HTTP_ROUTE, INGRESS, INGRESS_CLASS, JOB, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message,
-    is_namespace_terminating, is_unbuildable_apply, kind_of,
+    is_namespace_terminating, is_replaced, is_unbuildable_apply, kind_of, missing_api_error,
 )
 from .logs import app_context
 from .managed_fields import applied_by, foreign_fields, removal_patch
@@ -47,8 +48,8 @@ from .status import (
 )
 
 log = logging.getLogger("fastapi_operator.reconcile")
-# Reads in flight at once, across all reconciles: with the 4 default workers, within the API
-# client's default pool of 10 connections (5 per core).
+# Reads in flight at once across all reconciles (only what the cache lacks is read): the
+# request pool keeps this many connections open beside one per worker.
 CONCURRENT_READS = 6
 
 
@@ -132,14 +133,30 @@ def migration_hold(app: FastAPIApp, job: dict[str, Any]) -> ReconcileError | Non
                             f"current pods until it succeeds")
 
 
+def by_verb(changes: list[str]) -> list[tuple[str, list[str]]]:
+    """One Event per kind of change in a reconcile, not one per object: a new app is one
+    "Created Deployment ns/a; Service ns/a; ..." instead of six Events."""
+    grouped: dict[str, list[str]] = {}
+    for change in changes:
+        verb, _, rest = change.partition(" ")
+        grouped.setdefault(verb, []).append(rest)
+    return list(grouped.items())
+
+
+def _uid(obj: dict[str, Any] | None) -> str | None:
+    return obj["metadata"].get("uid") if obj else None
+
+
 def _describe(kind: Kind, name: str, namespace: str | None) -> str:
     return f"{kind.kind} {namespace}/{name}" if namespace and kind.namespaced else f"{kind.kind} {name}"
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, cache: Cache | None = None) -> None:
+        """Without a `cache` every read goes to the API server (the CLI's and some tests' way)."""
         self.kube = kube
         self.settings = settings
+        self.cache = cache
         self.scope = install_scope(settings.namespaces)
         # Cluster-scoped objects shared between apps (ClusterIssuers, HostClaims) are made by
         # reconciles and collected when unused. Holding this lock across "is it used?" and
@@ -149,9 +166,38 @@ class Reconciler:
         # Shared by the work queue's workers; the API client's connection pool is thread-safe.
         self.reads = ThreadPoolExecutor(max_workers=CONCURRENT_READS, thread_name_prefix="read")
 
+    def read(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False,
+             confirm_absence: bool = False) -> dict[str, Any] | None:
+        """From the cache when it watches the kind. An absence the caller would act on (make the
+        object, or report it missing) is confirmed with the API server first: a cache that has
+        not seen an object yet must never lead to one being made over someone else's."""
+        if self.cache is None or not self.cache.watches(kind):
+            return self.kube.get(kind, namespace, name, required_api=required_api)
+        if required_api and not confirm_absence and self.cache.api_missing(kind):
+            self.cache.recheck(kind)
+            raise missing_api_error(kind)
+        obj = self.cache.get(kind, namespace, name)
+        if obj is None and confirm_absence:
+            self.cache.recheck(kind)  # a CRD installed since the last look is listed again
+            obj = self.kube.get(kind, namespace, name, required_api=required_api)
+            self.cache.observe(obj)
+        return obj
+
+    def read_list(self, kind: Kind, namespace: str | None = None,
+                  label_selector: str | None = None) -> list[dict[str, Any]]:
+        if self.cache is None or not self.cache.watches(kind):
+            return self.kube.list(kind, namespace, label_selector)
+        return self.cache.list(kind, namespace, label_selector)
+
+    def _written(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A write's answer goes into the cache, so the next reconcile starts from it."""
+        if self.cache is not None:
+            self.cache.observe(obj)
+        return obj
+
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """None when the app no longer exists, or is going with its namespace."""
-        body = self.kube.get(FASTAPIAPP, namespace, name)
+        body = self.read(FASTAPIAPP, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         outcome = Outcome()
@@ -182,7 +228,7 @@ class Reconciler:
                 elif tls:
                     certificate = objects.get((CERTIFICATE, gateway_tls_name(name)))
             elif tls:
-                certificate = self.kube.get(CERTIFICATE, namespace, tls_secret_name(name))
+                certificate = self.read(CERTIFICATE, namespace, tls_secret_name(name))
                 certificate_problem = foreign_certificate(certificate, objects.get((INGRESS, name)),
                                                           served_hosts(app), tls_secret_name(name))
         except ReconcileError as error:
@@ -192,7 +238,7 @@ class Reconciler:
                 return None
             outcome.error = ReconcileError(f"the API server answered {error.status}: {api_message(error)}")
         if deployment is None and app is not None:
-            live = self.kube.get(DEPLOYMENT, namespace, name)
+            live = self.read(DEPLOYMENT, namespace, name)
             deployment = live if live and is_controlled_by(live, body["metadata"]["uid"]) else None
 
         self._post_events(body, outcome, routing)
@@ -208,7 +254,7 @@ class Reconciler:
         if requested is None:
             return {}
         key, _ = requested
-        gateway = self.kube.get(GATEWAY, key[0], key[1], required_api=True)
+        gateway = self.read(GATEWAY, key[0], key[1], required_api=True)
         return {key: GatewayFacts.from_object(gateway)} if gateway is not None else {}
 
     @staticmethod
@@ -229,15 +275,27 @@ class Reconciler:
         uid = app.metadata.uid or ""
         desired_keys = {(kind_of(m), m["metadata"]["name"]) for m in manifests}
 
-        # Read everything first; refuse before writing anything. The reads go out together: a
-        # reconcile waits for the slowest one rather than for their sum.
+        # Read everything first; refuse before writing anything. What the cache lacks of the
+        # desired children is asked of the API server only once nothing else stands in the way,
+        # so an app that waits for a ClusterIssuer reads nothing while it waits.
         children = possible_children(app.name)
-        live: dict[tuple[Kind, str], dict[str, Any] | None] = dict(zip(children, self.reads.map(
-            lambda key: self.kube.get(key[0], app.namespace, key[1], required_api=key in desired_keys), children)))
+        live: dict[tuple[Kind, str], dict[str, Any] | None] = {
+            key: self.read(key[0], app.namespace, key[1]) for key in children}
         for manifest in manifests:
             kind, child_name = kind_of(manifest), manifest["metadata"]["name"]
             if kind is CLUSTER_ISSUER:
-                live[(kind, child_name)] = self.kube.get(kind, None, child_name, required_api=True)
+                live[(kind, child_name)] = self.read(kind, None, child_name)
+        if referenced_issuer:
+            if self.read(CLUSTER_ISSUER, None, referenced_issuer, required_api=True) is None:
+                raise InvalidSpec(
+                    f"spec.tls.clusterIssuer: ClusterIssuer {referenced_issuer!r} does not exist: create it, "
+                    f"or use spec.tls.acme to let the operator manage one"
+                )
+        # The confirmations go out together: a reconcile waits for the slowest one, not their sum.
+        unconfirmed = [key for key in desired_keys if live.get(key) is None]
+        live.update(zip(unconfirmed, self.reads.map(lambda key: self.read(
+            key[0], None if key[0] is CLUSTER_ISSUER else app.namespace, key[1], required_api=True,
+            confirm_absence=True), unconfirmed)))
         conflicts = [
             _describe(kind, child_name, app.namespace)
             for (kind, child_name), obj in live.items()
@@ -251,14 +309,8 @@ class Reconciler:
                 f"{'is' if len(conflicts) == 1 else 'are'} not owned by this FastAPIApp: delete or rename "
                 f"{'it' if len(conflicts) == 1 else 'them'}, or give the FastAPIApp another name"
             )
-        if referenced_issuer:
-            if self.kube.get(CLUSTER_ISSUER, None, referenced_issuer, required_api=True) is None:
-                raise InvalidSpec(
-                    f"spec.tls.clusterIssuer: ClusterIssuer {referenced_issuer!r} does not exist: create it, "
-                    f"or use spec.tls.acme to let the operator manage one"
-                )
 
-        jobs = [job for job in self.kube.list(JOB, app.namespace, migration_selector(app.name))
+        jobs = [job for job in self.read_list(JOB, app.namespace, migration_selector(app.name))
                 if is_controlled_by(job, uid)]
         deployment_key = (DEPLOYMENT, app.name)
         held: ReconcileError | None = None
@@ -270,27 +322,20 @@ class Reconciler:
             held = migration_hold(app, job or migration)
 
         changed = [m for m in manifests if needs_apply(m, live.get((kind_of(m), m["metadata"]["name"])))]
-        # What the schema could not catch (an env var the core API rejects, ...) fails here,
-        # before anything is written.
-        for manifest in changed + ([new_job] if new_job else []):
-            try:
-                if manifest is new_job:
-                    self.kube.create(manifest, dry_run=True)  # Jobs are created, never applied
-                else:
-                    self.kube.apply(manifest, dry_run=True)
-            except ApiException as error:
-                if error.status not in (400, 422) and not is_unbuildable_apply(error):
-                    raise
-                raise InvalidSpec(
-                    f"the API server rejects the {manifest['kind']} this spec makes: {api_message(error)}"
-                ) from None
+        if new_job is not None:
+            # A Job is created, never applied, and starts running at once: its pod is checked first.
+            self._refused_as_invalid(new_job, lambda: self.kube.create(new_job, dry_run=True))
 
         self._claim_hosts(app)
         if new_job is not None:
             self._create_migration_job(app, new_job, outcome)
 
         current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
-        for manifest in manifests:
+        # The Deployment is written first. It alone carries what the schema cannot fully check
+        # (env names, commands, quantities), so when the API server refuses it nothing else has
+        # been written, and no dry run is needed. Every other child is made of fields the schema
+        # checks: the fuzz tests render thousands of specs and the API server accepts them all.
+        for manifest in sorted(manifests, key=lambda m: kind_of(m) is not DEPLOYMENT):
             key = (kind_of(manifest), manifest["metadata"]["name"])
             if key == deployment_key and held is not None:
                 continue  # the old pods keep serving while the migration runs or after it failed
@@ -304,7 +349,8 @@ class Reconciler:
             if manifest in changed:
                 if key[0] is DEPLOYMENT:
                     self._hand_replicas_to_autoscaler(manifest, live.get(key))
-                current[key] = self.kube.apply(manifest)
+                current[key] = self._written(self._refused_as_invalid(
+                    manifest, lambda: self.kube.apply(manifest, uid=_uid(live.get(key)))))
                 verb = "Created" if live.get(key) is None else "Updated"
                 outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
             current[key] = self._revert_hand_edits(manifest, current[key], outcome)
@@ -312,18 +358,33 @@ class Reconciler:
         for (kind, child_name), obj in live.items():
             if obj is not None and (kind, child_name) not in desired_keys and kind is not CLUSTER_ISSUER \
                     and is_controlled_by(obj, uid):
-                self.kube.delete(kind, app.namespace, child_name)
+                self.kube.delete(kind, app.namespace, child_name, uid=_uid(obj))
                 current.pop((kind, child_name), None)
                 outcome.changes.append(f"Deleted {_describe(kind, child_name, app.namespace)}")
         self._prune_migration_jobs(app, jobs, migration, outcome)
         outcome.error = held
         return current
 
+    @staticmethod
+    def _refused_as_invalid(manifest: dict[str, Any], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What the schema could not catch (an env var the core API rejects, ...) is the spec's fault."""
+        try:
+            return write()
+        except ApiException as error:
+            if is_replaced(error):
+                raise ReconcileError(f"{manifest['kind']} {manifest['metadata']['name']} was deleted and made "
+                                     f"again while the operator read it; looking again") from None
+            if error.status not in (400, 422) and not is_unbuildable_apply(error):
+                raise
+            raise InvalidSpec(
+                f"the API server rejects the {manifest['kind']} this spec makes: {api_message(error)}"
+            ) from None
+
     def _create_migration_job(self, app: FastAPIApp, job: dict[str, Any], outcome: Outcome) -> None:
         """Create, never apply: a Job of that name that is not this app's is a conflict, not ours to take."""
         name = job["metadata"]["name"]
         try:
-            self.kube.create(job)
+            self._written(self.kube.create(job))
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -351,13 +412,14 @@ class Reconciler:
     def _ensure_issuer(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Apply the shared ClusterIssuer if it is missing or differs; None when it was right."""
         with self.shared_objects_lock:
-            live = self.kube.get(CLUSTER_ISSUER, None, manifest["metadata"]["name"], required_api=True)
+            live = self.read(CLUSTER_ISSUER, None, manifest["metadata"]["name"], required_api=True,
+                             confirm_absence=True)
             if live is not None and not is_operator_issuer(live):
                 raise Conflict(f"ClusterIssuer {manifest['metadata']['name']} already exists and was not made "
                                f"by fastapi-operator: delete it, or set spec.tls.clusterIssuer to use it as is")
             if not needs_apply(manifest, live):
                 return None
-            return self.kube.apply(manifest)
+            return self._written(self.kube.apply(manifest, uid=_uid(live)))
 
     def _hand_replicas_to_autoscaler(self, desired: dict[str, Any], live: dict[str, Any] | None) -> None:
         """Before the operator stops setting spec.replicas, a second manager sets the same value,
@@ -384,8 +446,8 @@ class Reconciler:
                 return child
             metadata = child["metadata"]
             try:
-                result = self.kube.json_patch(kind, metadata.get("namespace"), metadata["name"],
-                                              removal_patch(found, metadata["resourceVersion"]))
+                result = self._written(self.kube.json_patch(kind, metadata.get("namespace"), metadata["name"],
+                                                            removal_patch(found, metadata["resourceVersion"])))
             except ApiException as error:
                 # Changed since it was read (the test op failed): read it again, once.
                 if error.status not in (409, 422) or attempt:
@@ -407,12 +469,13 @@ class Reconciler:
         if not hosts:
             return
         with self.shared_objects_lock:
-            claims = {host: self.kube.get(HOST_CLAIM, None, host, required_api=True) for host in hosts}
+            # No confirmation needed: a claim is created, never applied, so a stale cache meets a 409.
+            claims = {host: self.read(HOST_CLAIM, None, host, required_api=True) for host in hosts}
             if not self._foreign_claims(app, claims):
                 for host, claim in claims.items():
                     if claim is None:
                         try:
-                            claims[host] = self.kube.create(render_host_claim(app, host, self.scope))
+                            claims[host] = self._written(self.kube.create(render_host_claim(app, host, self.scope)))
                         except ApiException as error:
                             if error.status != 409:
                                 raise
@@ -439,9 +502,9 @@ class Reconciler:
 
     def _post_events(self, body: dict[str, Any], outcome: Outcome, routing: ConditionValue) -> None:
         metadata = body["metadata"]
-        events = [("Normal", change.split(" ", 1)[0], change) for change in outcome.changes]
-        for _, _, change in events:
+        for change in outcome.changes:
             log.info(change, extra=app_context(metadata))
+        events = [("Normal", verb, f"{verb} {'; '.join(objects)}") for verb, objects in by_verb(outcome.changes)]
         # One Warning per distinct problem, not one per retry: the condition already holds it.
         conditions = body.get("status", {}).get("conditions", [])
         previous = next((c for c in conditions if c.get("type") == RECONCILED), {})
@@ -479,7 +542,7 @@ class Reconciler:
         # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
         patch = {**{key: None for key in old if key not in new}, **new}
         try:
-            result = self.kube.patch_status(metadata["namespace"], metadata["name"], patch)
+            result = self._written(self.kube.patch_status(metadata["namespace"], metadata["name"], patch))
         except ApiException as error:
             if error.status == 404:  # deleted while we reconciled: nothing to report on
                 return
@@ -488,11 +551,11 @@ class Reconciler:
 
     def list_apps(self) -> list[dict[str, Any]]:
         namespaces = self.settings.namespaces or [None]
-        apps = [app for ns in namespaces for app in self.kube.list(FASTAPIAPP, ns)]
+        apps = [app for ns in namespaces for app in self.read_list(FASTAPIAPP, ns)]
         return [app for app in apps if not app["metadata"].get("deletionTimestamp")]
 
     def ingress_classes(self) -> IngressClasses:
-        return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.kube.list(INGRESS_CLASS))}
+        return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.read_list(INGRESS_CLASS))}
 
     def issuers_in_use(self, apps: Iterable[FastAPIApp]) -> set[str]:
         """Issuers the operator makes for these apps, and any an app names in spec.tls.clusterIssuer."""
@@ -526,7 +589,7 @@ class Reconciler:
         deleted = []
         with self.shared_objects_lock:
             is_used = users(self.valid_apps())
-            for obj in self.kube.list(kind, label_selector=selector):
+            for obj in self.read_list(kind, label_selector=selector):
                 metadata = obj["metadata"]
                 if is_used(obj):
                     continue

@@ -24,7 +24,7 @@ def dry_run(cluster, document, *, as_kubectl_apply: bool = False) -> str | None:
     server-side apply (its children never carry unknown fields)."""
     try:
         if as_kubectl_apply:
-            cluster.kube._call("POST", FASTAPIAPP.path(document["metadata"]["namespace"]), body=document,
+            cluster.kube.request("POST", FASTAPIAPP.path(document["metadata"]["namespace"]), body=document,
                                query=[("dryRun", "All"), ("fieldValidation", "Strict")])
         else:
             cluster.kube.apply(document, dry_run=True)

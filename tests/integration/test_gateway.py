@@ -54,7 +54,7 @@ def _condition(type_, status="True", reason=None, message="", generation=1):
 
 
 def write_status(cluster, kind, namespace, name, status):
-    cluster.kube._call("PATCH", kind.path(namespace, name) + "/status", body={"status": status},
+    cluster.kube.request("PATCH", kind.path(namespace, name) + "/status", body={"status": status},
                        content_type="application/merge-patch+json")
 
 

@@ -68,7 +68,7 @@ def test_ready_pods_make_the_app_available_and_its_certificate_decides_ready(clu
                  "issuerRef": {"kind": "ClusterIssuer", "name": issuer_name(cluster, namespace, "shop")}},
     }
     cluster.apply(certificate)
-    cluster.kube._call("PATCH", CERTIFICATE.path(namespace, "shop-tls") + "/status",
+    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, "shop-tls") + "/status",
                        content_type="application/merge-patch+json",
                        body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                                         "message": "Certificate is up to date and has not expired",
@@ -178,13 +178,16 @@ def test_children_the_spec_no_longer_asks_for_are_deleted_with_events(cluster, n
     eventually(lambda: not any(cluster.get(k, namespace, "shrink") for k in (INGRESS, NETWORK_POLICY, AUTOSCALER)),
                message="Ingress, NetworkPolicy and HPA deleted")
     assert cluster.get(DEPLOYMENT, namespace, "shrink")["spec"]["replicas"] == 2, "replicas back from the autoscaler"
-    expected = [f"{verb} {verb} {kind} {namespace}/shrink" for kind in ("Ingress", "NetworkPolicy", "HorizontalPodAutoscaler")
-                for verb in ("Created", "Deleted")] + [f"Updated Updated Deployment {namespace}/shrink"]
+    # One Event per kind of change and reconcile, naming every object it concerns.
+    expected = [(verb, f"{kind} {namespace}/shrink") for kind in ("Ingress", "NetworkPolicy", "HorizontalPodAutoscaler")
+                for verb in ("Created", "Deleted")] + [("Updated", f"Deployment {namespace}/shrink")]
 
     def missing_events():
         events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=shrink",
-                                 "-o", "jsonpath={range .items[*]}{.reason} {.message}{'\\n'}{end}").stdout
-        return [event for event in expected if event not in events]
+                                 "-o", "jsonpath={range .items[*]}{.reason}|{.message}{'\\n'}{end}").stdout
+        posted = {(reason, what) for reason, _, message in (line.partition("|") for line in events.splitlines())
+                  for what in message.removeprefix(f"{reason} ").split("; ")}
+        return [event for event in expected if event not in posted]
 
     # Events are posted after the writes they report, so they may trail the objects by a moment.
     eventually(lambda: not missing_events(), timeout=10, message="an Event for each change")

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def create(cluster, manifest, dry_run=False):
     query = [("fieldValidation", "Strict")] + ([("dryRun", "All")] if dry_run else [])
-    return cluster.kube._call("POST", FASTAPIAPP.path(manifest["metadata"]["namespace"]), body=manifest, query=query)
+    return cluster.kube.request("POST", FASTAPIAPP.path(manifest["metadata"]["namespace"]), body=manifest, query=query)
 
 
 def test_kubectl_explain_describes_the_prefix(cluster):

@@ -112,7 +112,7 @@ def test_a_certificate_someone_else_made_never_makes_the_app_ready(cluster, name
         "spec": {"secretName": "certified-tls", "dnsNames": ["elsewhere.example.org"],
                  "issuerRef": {"kind": "ClusterIssuer", "name": "anything"}},
     })
-    cluster.kube._call("PATCH", CERTIFICATE.path(namespace, "certified-tls") + "/status",
+    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, "certified-tls") + "/status",
                        content_type="application/merge-patch+json",
                        body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                                         "message": "issued", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})

@@ -107,7 +107,7 @@ def test_watching_namespaces_grants_namespaced_rights_only_there():
     manifests = render({"operator": {"namespaces": ["shop", "blog"]}})
     (cluster_role,) = of_kind(manifests, "ClusterRole")
     assert {r for rule in cluster_role["rules"] for r in rule["resources"]} == {
-        "clusterissuers", "customresourcedefinitions", "gateways", "hostclaims", "ingressclasses"}
+        "clusterissuers", "gateways", "hostclaims", "ingressclasses"}
     (gateway_rule,) = [rule for rule in cluster_role["rules"] if "gateways" in rule["resources"]]
     assert gateway_rule["verbs"] == ["get", "list", "watch"]  # the platform team's: read, never written
     assert sorted(role["metadata"]["namespace"] for role in of_kind(manifests, "Role")) == ["blog", RELEASE_NAMESPACE, "shop"]

@@ -1,0 +1,44 @@
+"""The cache's pure parts: label selection, which of two versions is newer, what is stripped."""
+
+from fastapi_operator.cache import _newer, matches, strip_managed_fields
+from fastapi_operator.kube import retry_after_seconds
+from fastapi_operator.reconcile import by_verb
+
+
+def labelled(**labels):
+    return {"metadata": {"name": "x", "labels": labels}}
+
+
+def test_equality_selectors_need_every_term():
+    assert matches(labelled(a="1", b="2"), "a=1,b=2")
+    assert not matches(labelled(a="1"), "a=1,b=2")
+    assert not matches(labelled(a="2"), "a=1")
+    assert matches({"metadata": {"name": "x"}}, None)
+
+
+def test_an_older_resource_version_never_replaces_a_newer_one():
+    held = {"metadata": {"resourceVersion": "120"}}
+    assert not _newer({"metadata": {"resourceVersion": "119"}}, held)
+    assert _newer({"metadata": {"resourceVersion": "1000"}}, held), "compared as numbers, not strings"
+    assert _newer({"metadata": {"resourceVersion": "opaque"}}, held), "not integers: the latest seen wins"
+    assert _newer({"metadata": {"resourceVersion": "1"}}, None)
+
+
+def test_stripping_keeps_everything_but_managed_fields_and_the_last_applied_copy():
+    obj = {"spec": {"a": 1}, "metadata": {"name": "x", "managedFields": [{}], "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"}}}
+    stripped = strip_managed_fields(obj)
+    assert stripped == {"spec": {"a": 1}, "metadata": {"name": "x", "annotations": {"keep": "me"}}}
+    assert obj["metadata"]["managedFields"] == [{}], "the original is not changed"
+
+
+def test_events_group_changes_by_verb_in_order():
+    assert by_verb(["Created Deployment n/a", "Created Service n/a", "Deleted Ingress n/a"]) == [
+        ("Created", ["Deployment n/a", "Service n/a"]), ("Deleted", ["Ingress n/a"])]
+
+
+def test_a_throttled_request_waits_as_asked_within_a_cap():
+    assert retry_after_seconds("3", 0) == 3
+    assert retry_after_seconds(None, 0) == 0.5 and retry_after_seconds(None, 2) == 2
+    assert retry_after_seconds("600", 0) == 10
+    assert retry_after_seconds("soon", 1) == 1
