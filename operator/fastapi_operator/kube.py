@@ -279,26 +279,21 @@ def is_unbuildable_apply(error: ApiException) -> bool:
     return error.status == 500 and api_message(error).startswith("failed to create typed patch object")
 
 
+def _causes(error: ApiException) -> list[dict[str, Any]]:
+    try:
+        return (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
+    except ValueError:
+        return []
+
+
 def is_replaced(error: ApiException) -> bool:
     """An apply at a uid the object no longer has: it was deleted and made again since it was read."""
-    if error.status != 422:
-        return False
-    try:
-        causes = (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
-    except ValueError:
-        return False
-    return any(cause.get("field") == "metadata.uid" for cause in causes)
+    return error.status == 422 and any(cause.get("field") == "metadata.uid" for cause in _causes(error))
 
 
 def is_namespace_terminating(error: ApiException) -> bool:
     """The namespace is being deleted: it accepts no new objects, and the app goes with it."""
-    if error.status != 403:
-        return False
-    try:
-        causes = (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
-    except ValueError:
-        return False
-    return any(cause.get("reason") == "NamespaceTerminating" for cause in causes)
+    return error.status == 403 and any(cause.get("reason") == "NamespaceTerminating" for cause in _causes(error))
 
 
 def load_api_client(connections: int, *, retries: bool = True) -> client.ApiClient:
