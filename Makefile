@@ -19,8 +19,9 @@ setup: $(VENV)/.installed
 	scripts/install-debian-packages.sh
 	bash tests/controlplane/build.sh >/dev/null
 
+# Two workers: the kind tier on one, everything else on the other (tests/conftest.py).
 test: setup
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra -n 2
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -ra tests/unit

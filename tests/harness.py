@@ -186,16 +186,23 @@ class OperatorProcess:
 
 
 class Measurements(dict[str, str]):
-    """Numbers a tier reports (the closing notes quote them), printed at the end of the run."""
+    """Numbers a tier reports (the closing notes quote them), printed at the end of the run under
+    `title`. Each title has one instance per process (`measurements(title)`), so tests/conftest.py
+    can carry a parallel run's numbers from its workers to the report."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
 
     def record(self, name: str, value: str) -> None:
         self[name] = value
 
-    def print_section(self, terminalreporter: Any, title: str) -> None:
-        if self:
-            terminalreporter.section(title)
-            for name, value in self.items():
-                terminalreporter.write_line(f"{name}: {value}")
+
+MEASUREMENT_SECTIONS: dict[str, Measurements] = {}
+
+
+def measurements(title: str) -> Measurements:
+    return MEASUREMENT_SECTIONS.setdefault(title, Measurements(title))
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1, message: str = "") -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -86,11 +87,12 @@ class Source:
 
 class Informer:
     def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
-                 strip: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+                 compact: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """`compact` makes what is kept of each object: the less memory, the better."""
         self.kube = kube
         self.source = source
         self.on_change = on_change
-        self.strip = strip
+        self.compact = compact
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()  # listed once (or the API is known to be missing)
@@ -119,10 +121,10 @@ class Informer:
         """A write's answer, so the next reconcile does not wait for the watch to see it."""
         if not matches(obj, self.source.label_selector):
             return
-        stripped = self.strip(obj)
+        kept = self.compact(obj)
         with self.lock:
-            if _newer(stripped, self.objects.get(_key(stripped))):
-                self.objects[_key(stripped)] = stripped
+            if _newer(kept, self.objects.get(_key(kept))):
+                self.objects[_key(kept)] = kept
 
     def recheck_missing_api(self) -> None:
         if self.missing_api and time.monotonic() - self._last_check >= MISSING_API_RECHECK_SECONDS:
@@ -175,7 +177,7 @@ class Informer:
                 self.synced.set()
                 return None
             raise
-        listed = {_key(obj): self.strip({**obj, "apiVersion": kind.api_version, "kind": kind.kind})
+        listed = {_key(obj): self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind})
                   for obj in answer.get("items", [])}
         with self.lock:
             previous, self.objects = self.objects, listed
@@ -211,7 +213,7 @@ class Informer:
             resource_version = obj["metadata"]["resourceVersion"]
             if event_type == "BOOKMARK":
                 continue
-            obj = self.strip(obj)
+            obj = self.compact(obj)
             with self.lock:
                 if event_type == "DELETED":
                     self.objects.pop(_key(obj), None)
@@ -221,22 +223,35 @@ class Informer:
         return resource_version
 
 
-def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+def _interned(value: Any) -> Any:
+    """The same structure with every key interned. Each watch event is decoded on its own, so
+    1,000 Deployments would otherwise hold 1,000 copies of every field name."""
+    if isinstance(value, dict):
+        return {sys.intern(key): _interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interned(item) for item in value]
+    return value
+
+
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """For kinds the operator never compares field by field: managedFields are most of their bytes."""
     metadata = obj.get("metadata") or {}
-    if "managedFields" not in metadata and "kubectl.kubernetes.io/last-applied-configuration" not in (
-            metadata.get("annotations") or {}):
-        return obj
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
                    if k != "kubectl.kubernetes.io/last-applied-configuration"}
     metadata = {k: v for k, v in metadata.items() if k not in ("managedFields", "annotations")}
     if annotations:
         metadata["annotations"] = annotations
-    return {**obj, "metadata": metadata}
+    return _interned({**obj, "metadata": metadata})
 
 
-def keep_whole(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj
+def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """For children: who set which field of the object itself is compared (managed_fields.py),
+    who set its status (the controllers' share of managedFields) never is."""
+    metadata = obj.get("metadata") or {}
+    entries = metadata.get("managedFields")
+    if entries and any(entry.get("subresource") for entry in entries):
+        metadata = {**metadata, "managedFields": [entry for entry in entries if not entry.get("subresource")]}
+    return _interned({**obj, "metadata": metadata})
 
 
 class Cache:
@@ -247,7 +262,8 @@ class Cache:
         are compared field by field with what other managers set; the rest never are)."""
         self.informers: dict[Kind, list[Informer]] = {}
         for source, keep_managed_fields in sources:
-            informer = Informer(kube, source, on_change, keep_whole if keep_managed_fields else strip_managed_fields)
+            compact = without_subresource_fields if keep_managed_fields else without_managed_fields
+            informer = Informer(kube, source, on_change, compact)
             self.informers.setdefault(source.kind, []).append(informer)
 
     def start(self) -> None:

@@ -48,9 +48,10 @@ from .status import (
 )
 
 log = logging.getLogger("fastapi_operator.reconcile")
-# Reads in flight at once across all reconciles (only what the cache lacks is read): the
-# request pool keeps this many connections open beside one per worker.
-CONCURRENT_READS = 6
+# Requests one reconcile sends side by side (the confirming reads, the children after the
+# Deployment), across all reconciles at once: the request pool keeps this many connections open
+# beside one per worker.
+CONCURRENT_REQUESTS = 6
 
 
 @dataclass
@@ -164,7 +165,7 @@ class Reconciler:
         # delete what a reconcile running at the same moment has just decided to rely on.
         self.shared_objects_lock = threading.Lock()
         # Shared by the work queue's workers; the API client's connection pool is thread-safe.
-        self.reads = ThreadPoolExecutor(max_workers=CONCURRENT_READS, thread_name_prefix="read")
+        self.side_by_side = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="request")
 
     def read(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False,
              confirm_absence: bool = False) -> dict[str, Any] | None:
@@ -293,7 +294,7 @@ class Reconciler:
                 )
         # The confirmations go out together: a reconcile waits for the slowest one, not their sum.
         unconfirmed = [key for key in desired_keys if live.get(key) is None]
-        live.update(zip(unconfirmed, self.reads.map(lambda key: self.read(
+        live.update(zip(unconfirmed, self.side_by_side.map(lambda key: self.read(
             key[0], None if key[0] is CLUSTER_ISSUER else app.namespace, key[1], required_api=True,
             confirm_absence=True), unconfirmed)))
         conflicts = [
@@ -331,29 +332,42 @@ class Reconciler:
             self._create_migration_job(app, new_job, outcome)
 
         current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
-        # The Deployment is written first. It alone carries what the schema cannot fully check
-        # (env names, commands, quantities), so when the API server refuses it nothing else has
-        # been written, and no dry run is needed. Every other child is made of fields the schema
-        # checks: the fuzz tests render thousands of specs and the API server accepts them all.
-        for manifest in sorted(manifests, key=lambda m: kind_of(m) is not DEPLOYMENT):
+
+        def sync(manifest: dict[str, Any]) -> tuple[tuple[Kind, str], dict[str, Any] | None, list[str]]:
+            """Write one child if it differs; its key, its state now (None: untouched and absent)
+            and what changed."""
             key = (kind_of(manifest), manifest["metadata"]["name"])
-            if key == deployment_key and held is not None:
-                continue  # the old pods keep serving while the migration runs or after it failed
             if key[0] is CLUSTER_ISSUER:
                 result = self._ensure_issuer(manifest)
-                if result is not None:
-                    outcome.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
-                                           f"{_describe(key[0], key[1], None)}")
-                    current[key] = result
-                continue
+                if result is None:
+                    return key, current.get(key), []
+                return key, result, [f"{'Created' if live.get(key) is None else 'Updated'} "
+                                     f"{_describe(key[0], key[1], None)}"]
+            changes = []
+            child = current.get(key)
             if manifest in changed:
                 if key[0] is DEPLOYMENT:
                     self._hand_replicas_to_autoscaler(manifest, live.get(key))
-                current[key] = self._written(self._refused_as_invalid(
+                child = self._written(self._refused_as_invalid(
                     manifest, lambda: self.kube.apply(manifest, uid=_uid(live.get(key)))))
-                verb = "Created" if live.get(key) is None else "Updated"
-                outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
-            current[key] = self._revert_hand_edits(manifest, current[key], outcome)
+                changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
+                               f"{_describe(key[0], key[1], app.namespace)}")
+            assert child is not None
+            reverted, reverts = self._revert_hand_edits(manifest, child)
+            return key, reverted, changes + reverts
+
+        # The Deployment is written first. It alone carries what the schema cannot fully check
+        # (env names, commands, quantities), so when the API server refuses it nothing else has
+        # been written, and no dry run is needed. Every other child is made of fields the schema
+        # checks (the fuzz tests render thousands of specs and the API server accepts them all),
+        # so they are written together: a reconcile waits for the slowest write, not their sum.
+        deployment = [m for m in manifests if kind_of(m) is DEPLOYMENT and held is None]
+        others = [m for m in manifests if kind_of(m) is not DEPLOYMENT]
+        synced = [sync(m) for m in deployment] + list(self.side_by_side.map(sync, others))
+        for key, child, changes in synced:
+            if child is not None:
+                current[key] = child
+            outcome.changes += changes
 
         for (kind, child_name), obj in live.items():
             if obj is not None and (kind, child_name) not in desired_keys and kind is not CLUSTER_ISSUER \
@@ -436,14 +450,15 @@ class Reconciler:
             "spec": {"replicas": live["spec"].get("replicas", 1)},
         }, field_manager=AUTOSCALER_HANDOFF_FIELD_MANAGER)
 
-    def _revert_hand_edits(self, desired: dict[str, Any], child: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    def _revert_hand_edits(self, desired: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Remove what other managers added to the parts of the child that are the operator's
-        alone (guarded.py). The patch only applies to the version that was read."""
+        alone (guarded.py). The patch only applies to the version that was read. Returns the
+        child as it is now, and what changed."""
         kind = kind_of(desired)
         for attempt in range(2):
             found = foreign_fields(desired, child, FIELD_MANAGER, lambda path: is_guarded(kind.kind, path))
             if not found:
-                return child
+                return child, []
             metadata = child["metadata"]
             try:
                 result = self._written(self.kube.json_patch(kind, metadata.get("namespace"), metadata["name"],
@@ -455,12 +470,11 @@ class Reconciler:
                 child = self.kube.get(kind, metadata.get("namespace"), metadata["name"]) or child
                 continue
             managers = sorted({m for f in found for m in f.managers})
-            outcome.changes.append(
+            return result, [
                 f"Reverted {_describe(kind, metadata['name'], metadata.get('namespace'))}: removed "
                 f"{', '.join(f.dotted for f in found)} (set by {', '.join(managers)}; these fields are the "
-                f"operator's, change the FastAPIApp instead)")
-            return result
-        return child
+                f"operator's, change the FastAPIApp instead)"]
+        return child, []
 
     def _claim_hosts(self, app: FastAPIApp) -> None:
         """Each host belongs to the namespace whose app served it first (or that an admin

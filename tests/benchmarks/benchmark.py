@@ -12,7 +12,10 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 - no-op reconcile: latency of one reconcile with nothing to do, and its requests;
 - steady state: mutating requests, and GET and LIST requests per app per resync, from the API
   server's metrics;
-- drift: a hand-edited Deployment until it is put back.
+- drift: a hand-edited Deployment until it is put back;
+- API server restart: stopped for 5 s during a burst of creates (200 by default), the time from
+  its return until every app is Available (the project's own control plane only);
+- failover: two replicas, the active one SIGKILLed, until the standby reconciled a new app.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from tests.harness import (
     request_counts,
 )
 from tests.manifests import app_manifest, full_manifest
+from tests.scenarios import api_server_restart, failover
 
 RESYNC_SECONDS = 10
+OUTAGE_SECONDS = 5
 
 
 def timed(function, repeat: int) -> list[float]:
@@ -70,6 +75,20 @@ def counters(cluster: Cluster, verbs: set[str]) -> float:
     return sum(request_counts(cluster.metrics(), verbs).values())
 
 
+VERB_SETS = {"writes": MUTATING_VERBS, "GETs": {"GET"}, "LISTs": {"LIST"}}
+
+
+def request_totals(cluster: Cluster) -> dict[str, float]:
+    metrics = cluster.metrics()
+    return {name: sum(request_counts(metrics, verbs).values()) for name, verbs in VERB_SETS.items()}
+
+
+def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
+    """Requests on the kinds the operator reads and writes (Events not counted), from apiserver_request_total."""
+    now = request_totals(cluster)
+    return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
@@ -82,27 +101,34 @@ def all_available(cluster: Cluster, namespace: str, count: int) -> bool:
         for d in deployments)
 
 
-def run_peer(cluster: Cluster, apps: int, work: Path) -> float:
-    """kubectl apply --server-side of what `fastapi-operator render` prints for the same apps."""
-    namespace = f"peer-{int(time.time())}"
+def fresh_namespace(cluster: Cluster, prefix: str) -> str:
+    namespace = f"{prefix}-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
+    return namespace
+
+
+def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
+    """kubectl apply --server-side of what `fastapi-operator render` prints for the same apps:
+    its time, and the requests it made."""
+    namespace = fresh_namespace(cluster, "peer")
     manifests = work / "peer.yaml"
     manifests.write_text(yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
     try:
+        before = request_totals(cluster)
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered)
         eventually(lambda: all_available(cluster, namespace, apps), timeout=600, interval=0.5,
                    message=f"{apps} Deployments Available")
-        return time.monotonic() - started
+        return time.monotonic() - started, requests_since(cluster, before)
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:
+def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tuple[str, str]]:
     results = [("render one full app", bench_render())]
-    peer = run_peer(cluster, apps, work)
+    peer, peer_requests = run_peer(cluster, apps, work)
     operator = OperatorProcess(cluster, work / "operator.log", RESYNC_SECONDS)
     startups = []
     for _ in range(3):
@@ -111,20 +137,22 @@ def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:
         operator.stop()
     results.append(("operator start to liveness", summary(startups, 1, "s")))
 
-    namespace = f"bench-{int(time.time())}"
-    cluster.kubectl("create", "namespace", namespace)
+    namespace = fresh_namespace(cluster, "bench")
     operator.start()
     try:
+        before = request_totals(cluster)
         started = time.monotonic()
         cluster.apply(*[app_manifest(f"app-{i:03d}", namespace) for i in range(apps)])
         eventually(lambda: sum(condition(a, "Available").get("status") == "True"
                                for a in cluster.kube.list(FASTAPIAPP, namespace)) == apps,
                    timeout=600, interval=0.5, message=f"{apps} apps Available")
         elapsed = time.monotonic() - started
+        operator_requests = requests_since(cluster, before)
         results.append((f"{apps} apps: peer (kubectl apply --server-side of the rendered objects)",
-                        f"{peer:.1f} s ({apps / peer:.1f} apps/s)"))
+                        f"{peer:.1f} s ({apps / peer:.1f} apps/s); {peer_requests}"))
         results.append((f"{apps} apps: operator, applied at once until all Available",
-                        f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); ratio operator/peer {elapsed / peer:.2f}"))
+                        f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {operator_requests}; "
+                        f"ratio operator/peer {elapsed / peer:.2f}"))
         assert operator.process is not None
         results.append((f"operator RSS with {apps} apps converged", f"{rss_mib(operator.process.pid):.0f} MiB"))
 
@@ -159,15 +187,28 @@ def run(cluster: Cluster, apps: int, work: Path) -> list[tuple[str, str]]:
                        interval=0.02)
             repairs.append(time.monotonic() - started)
         results.append(("hand-edited Deployment put back", summary(repairs)))
+
+        restart = f"API server stopped {OUTAGE_SECONDS} s mid-burst of {restart_apps} creates, all Available after"
+        if cluster.control_plane_state is not None:
+            seconds = api_server_restart(cluster, fresh_namespace(cluster, "restart"), operator, restart_apps,
+                                         OUTAGE_SECONDS)
+            results.append((restart, f"{seconds:.1f} s from its return"))
+        else:
+            results.append((restart, "not measured: only the project's own control plane can be stopped"))
     finally:
         operator.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+    observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
+    results.append(("failover: active replica SIGKILLed until the standby reconciled a new app",
+                    f"{observed.seconds:.1f} s"))
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", type=int, default=100, help="apps for the convergence and steady-state runs")
+    parser.add_argument("--restart-apps", type=int, default=200, help="apps in the burst the API server restarts in")
     args = parser.parse_args()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -178,7 +219,7 @@ def main() -> None:
             # 110 pods fit a fake node; one spare node, so the last apps are not squeezed.
             os.environ.setdefault("FASTAPI_OPERATOR_KWOK_NODES", str(max(2, args.apps // 100 + 1)))
             cluster = stack.enter_context(own_control_plane(work / "cluster"))
-        results = run(cluster, args.apps, work)
+        results = run(cluster, args.apps, args.restart_apps, work)
     width = max(len(name) for name, _ in results)
     print("\nfastapi-operator benchmark")
     for name, value in results:

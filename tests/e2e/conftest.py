@@ -16,11 +16,11 @@ from typing import Any, Iterator
 import pytest
 
 from tests.e2e import rig
-from tests.harness import Measurements
+from tests.harness import measurements
 
 pytestmark = pytest.mark.e2e
 
-MEASUREMENTS = Measurements()
+MEASUREMENTS = measurements("kind measurements")
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def kind_cluster() -> Iterator[rig.Cluster]:
         yield cluster
     finally:
         if not os.environ.get("FASTAPI_OPERATOR_E2E_KEEP"):
-            rig.down()
+            rig.down_in_background()
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +57,6 @@ def pebble_root(kind_cluster, tmp_path_factory) -> Path:
 def report():
     return MEASUREMENTS.record
 
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    MEASUREMENTS.print_section(terminalreporter, "kind measurements")
 
 
 @pytest.hookimpl(hookwrapper=True)

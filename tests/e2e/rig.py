@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -309,7 +310,9 @@ class Engine:
     def stop(self) -> None:
         pid_file = RUN_DIR / "dockerd.pid"
         if pid_file.exists():
-            subprocess.run(["kill", pid_file.read_text().strip()], check=False)
+            pid = int(pid_file.read_text().strip())
+            subprocess.run(["kill", str(pid)], check=False)
+            wait_for_exit(pid, 60)
 
     def has_image(self, tag: str) -> bool:
         return subprocess.run(["docker", "image", "inspect", tag], env={**os.environ, **self.env},
@@ -373,12 +376,15 @@ def slim_image(engine: Engine, pins: dict[str, str]) -> str:
 
 
 def node_image(engine: Engine, pins: dict[str, str]) -> str:
+    """The kind node, with every image it runs but the project's own already in its containerd:
+    those change with every commit and are loaded into each new cluster instead."""
     version = kubernetes_version()
     engine_bins, node_bins = engine_binaries(pins), node_binaries(pins)
     rootfs = debian_rootfs(pins, "node", NODE_PACKAGES)
     slim = slim_image(engine, pins)
+    components = component_images(engine, pins)
     key = cache_key(engine_bins.name, node_bins.name, rootfs.parent.name, pins["ETCD_TAG"], pins["PAUSE_TAG"],
-                    HERE / "images", node_image, binary_image)
+                    HERE / "images", node_image, binary_image, *components.values())
     tag = f"fastapi-operator-e2e/node:{version}-{key}"
     if engine.has_image(tag):
         return tag
@@ -426,7 +432,7 @@ def node_image(engine: Engine, pins: dict[str, str]) -> str:
         (proxy_context / "Dockerfile").write_text(f"FROM {slim}\nCOPY kube-proxy /usr/local/bin/kube-proxy\n")
         proxy_image = f"{registry}/kube-proxy:{version}"
         engine.build(proxy_context, proxy_image)
-        for index, image in enumerate([*static, proxy_image]):
+        for index, image in enumerate([*static, proxy_image, *components.values()]):
             engine.docker("save", "-o", images / f"{index:02d}.tar", image)
         engine.build(node_context, tag, BASE=f"fastapi-operator-e2e/node-base:{key}")
     return tag
@@ -448,14 +454,14 @@ def build_all(engine: Engine | None = None) -> dict[str, object]:
     timed("engine start", engine.start)
     timed("node binaries", lambda: node_binaries(pins))
     timed("component binaries", lambda: component_binaries(pins))
-    timed("node image", lambda: node_image(engine, pins))
     timed("component images", lambda: component_images(engine, pins))
+    timed("node image", lambda: node_image(engine, pins))
     return timings
 
 
 def component_images(engine: Engine, pins: dict[str, str]) -> dict[str, str]:
-    """Images of what runs in the cluster: the components from binaries, the operator and the
-    example app from the project's own Dockerfiles (which the legacy builder caches by layer)."""
+    """Images of the components the cluster runs, from their binaries (the NetworkPolicy
+    enforcer from its script), by the variable the manifests name them with."""
     binaries = component_binaries(pins)
     slim_image(engine, pins)
     suffix = binaries.name.rsplit("-", 1)[1]
@@ -482,12 +488,19 @@ def component_images(engine: Engine, pins: dict[str, str]) -> dict[str, str]:
             shutil.copy(netpol / "enforcer.py", context / "enforcer.py")
             (context / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY enforcer.py /enforcer.py\n")
             engine.build(context, images["NETPOL_IMAGE"])
+    return images
+
+
+def own_images(engine: Engine) -> dict[str, str]:
+    """The operator's and the example app's images, from the project's own Dockerfiles (which
+    the legacy builder caches by layer)."""
     engine.build(REPO, OPERATOR_IMAGE)
     engine.build(REPO / "examples" / "hello", HELLO_IMAGE)
     # A second tag of the same app, for rollouts.
     engine.docker("tag", HELLO_IMAGE, HELLO_IMAGE_NEXT)
-    images.update(OPERATOR_IMAGE=OPERATOR_IMAGE, HELLO_IMAGE=HELLO_IMAGE, HELLO_IMAGE_NEXT=HELLO_IMAGE_NEXT)
-    return images
+    return {"OPERATOR_IMAGE": OPERATOR_IMAGE, "HELLO_IMAGE": HELLO_IMAGE, "HELLO_IMAGE_NEXT": HELLO_IMAGE_NEXT}
+
+
 
 
 # --- The cluster ---
@@ -558,6 +571,7 @@ def up(state: Path = CACHE / "cluster", reuse: bool = False) -> Cluster:
     `reuse` (FASTAPI_OPERATOR_E2E_REUSE=1), a cluster left up by `make kind-up` is used as it is."""
     pins = read_pins()
     state.mkdir(parents=True, exist_ok=True)
+    wait_for_teardown()
     if reuse:
         engine = Engine(engine_binaries(pins))
         engine.start()
@@ -573,15 +587,24 @@ def up(state: Path = CACHE / "cluster", reuse: bool = False) -> Cluster:
     images = component_images(engine, pins)
     node = node_image(engine, pins)
 
-    started = time.monotonic()
-    if cluster.exists():
-        cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
-    cluster.kind_cmd("create", "cluster", "--name", CLUSTER_NAME, "--image", node, "--config", HERE / "kind-config.yaml",
-                     "--kubeconfig", cluster.kubeconfig, "--wait", "180s", quiet=False)
-    timings["cluster create"] = f"{time.monotonic() - started:.0f}s"
+    def build_own_images() -> dict[str, str]:
+        started = time.monotonic()
+        built = own_images(engine)
+        timings["operator and app images (while the cluster starts)"] = f"{time.monotonic() - started:.0f}s"
+        return built
 
     started = time.monotonic()
-    cluster.kind_cmd("load", "docker-image", "--name", CLUSTER_NAME, *images.values())
+    with ThreadPoolExecutor(max_workers=1) as builder:
+        own = builder.submit(build_own_images)
+        if cluster.exists():
+            cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
+        cluster.kind_cmd("create", "cluster", "--name", CLUSTER_NAME, "--image", node, "--config",
+                         HERE / "kind-config.yaml", "--kubeconfig", cluster.kubeconfig, "--wait", "180s", quiet=False)
+        timings["cluster create"] = f"{time.monotonic() - started:.0f}s"
+        images.update(own.result())
+
+    started = time.monotonic()
+    cluster.kind_cmd("load", "docker-image", "--name", CLUSTER_NAME, *own.result().values())
     timings["image load"] = f"{time.monotonic() - started:.0f}s"
 
     started = time.monotonic()
@@ -638,6 +661,32 @@ def install_operator(cluster: Cluster, ca_bundle: str) -> None:
                        namespace=OPERATOR_NAMESPACE, create_namespace=True, timeout=120)
 
 
+def wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+TEARDOWN_PID = RUN_DIR / "teardown.pid"
+
+
+def down_in_background() -> None:
+    """down() in a process of its own, so the end of a test run does not wait for it (about
+    20 s); the next up() does."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "teardown.log", "ab") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "tests.e2e.rig", "down"], cwd=REPO, stdout=log_file,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    TEARDOWN_PID.write_text(str(process.pid))
+
+
+def wait_for_teardown() -> None:
+    if TEARDOWN_PID.exists():
+        log("waiting for the last run's cluster to be deleted")
+        wait_for_exit(int(TEARDOWN_PID.read_text()), 180)
+        TEARDOWN_PID.unlink(missing_ok=True)
+
+
 def down() -> None:
     pins = read_pins()
     engine = Engine(engine_binaries(pins))
@@ -655,7 +704,9 @@ def main(argv: list[str]) -> int:
     elif command == "down":
         down()
     elif command == "build":
-        print(json.dumps(build_all(), indent=1))
+        timings = build_all()
+        own_images(Engine(engine_binaries(read_pins())))
+        print(json.dumps(timings, indent=1))
     else:
         print(__doc__, file=sys.stderr)
         return 2

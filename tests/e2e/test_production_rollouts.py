@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.e2e import rig
-from tests.e2e.test_user_path import condition, get, kubectl
+from tests.e2e.test_user_path import condition, get, kubectl, rolled_to
 from tests.e2e.traffic import SteadyTraffic
 from tests.harness import eventually
 
@@ -49,11 +49,7 @@ def apply(cluster, document: dict) -> None:
 
 
 def deployment_rolled_to(cluster, namespace: str, image: str, replicas: int) -> bool:
-    deployment = get(cluster, "deployment", "shop", namespace) or {"spec": {}, "status": {}}
-    status = deployment.get("status", {})
-    template = deployment["spec"].get("template", {}).get("spec", {})
-    return (template.get("containers", [{}])[0].get("image") == image and status.get("updatedReplicas") == replicas
-            and status.get("availableReplicas") == replicas and status.get("replicas") == replicas)
+    return rolled_to(cluster, namespace, "shop", image, replicas)
 
 
 def jobs(cluster, namespace: str) -> list[dict]:

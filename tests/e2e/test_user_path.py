@@ -39,6 +39,17 @@ def get(cluster, kind: str, name: str, namespace: str | None = None) -> dict | N
     return json.loads(output) if output else None
 
 
+def rolled_to(cluster, namespace: str, deployment_name: str, image: str, replicas: int) -> bool:
+    """Every pod runs `image` and is available. Until the Deployment controller has seen the new
+    template (observedGeneration), its status still counts the old pods as updated."""
+    deployment = get(cluster, "deployment", deployment_name, namespace) or {"metadata": {}, "spec": {}, "status": {}}
+    status = deployment.get("status", {})
+    template = deployment["spec"].get("template", {}).get("spec", {})
+    return (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+            and template.get("containers", [{}])[0].get("image") == image and status.get("updatedReplicas") == replicas
+            and status.get("availableReplicas") == replicas and status.get("replicas") == replicas)
+
+
 def condition(app: dict, type_: str) -> dict:
     return next((c for c in app.get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
@@ -258,13 +269,8 @@ def test_an_image_change_rolls_out_under_steady_traffic(kind_cluster, app_namesp
         manifest = app_manifest(app_namespace, image=rig.HELLO_IMAGE_NEXT)
         kubectl(kind_cluster, "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
 
-        def rolled():
-            deployment = get(kind_cluster, "deployment", "hello", app_namespace)
-            status = deployment.get("status", {})
-            return (deployment["spec"]["template"]["spec"]["containers"][0]["image"] == rig.HELLO_IMAGE_NEXT
-                    and status.get("updatedReplicas") == 2 and status.get("availableReplicas") == 2
-                    and status.get("replicas") == 2)
-        eventually(rolled, timeout=180, interval=1, message="rolled out to the next image")
+        eventually(lambda: rolled_to(kind_cluster, app_namespace, "hello", rig.HELLO_IMAGE_NEXT, 2), timeout=180,
+                   interval=1, message="rolled out to the next image")
         time.sleep(3)
     finally:
         stop.set()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.harness import Cluster, Measurements, OperatorProcess, existing_cluster, own_control_plane
+from tests.harness import Cluster, OperatorProcess, existing_cluster, measurements, own_control_plane
 
 # Short, so a full resync falls inside the steady-state window of test j.
 TEST_RESYNC_SECONDS = 20
@@ -89,16 +89,13 @@ def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.Fixtu
 
 # --- Measurements the closing notes report, printed at the end of the run ---
 
-MEASUREMENTS = Measurements()
+MEASUREMENTS = measurements("measurements")
 
 
 @pytest.fixture
 def report() -> Callable[[str, str], None]:
     return MEASUREMENTS.record
 
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    MEASUREMENTS.print_section(terminalreporter, "measurements")
 
 
 @pytest.hookimpl(hookwrapper=True)

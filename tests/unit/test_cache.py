@@ -1,6 +1,8 @@
-"""The cache's pure parts: label selection, which of two versions is newer, what is stripped."""
+"""The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
-from fastapi_operator.cache import _newer, matches, strip_managed_fields
+import json
+
+from fastapi_operator.cache import _newer, matches, without_managed_fields, without_subresource_fields
 from fastapi_operator.kube import retry_after_seconds
 from fastapi_operator.reconcile import by_verb
 
@@ -24,12 +26,31 @@ def test_an_older_resource_version_never_replaces_a_newer_one():
     assert _newer({"metadata": {"resourceVersion": "1"}}, None)
 
 
-def test_stripping_keeps_everything_but_managed_fields_and_the_last_applied_copy():
+def test_kinds_never_compared_field_by_field_keep_everything_but_managed_fields_and_the_last_applied_copy():
     obj = {"spec": {"a": 1}, "metadata": {"name": "x", "managedFields": [{}], "annotations": {
         "kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"}}}
-    stripped = strip_managed_fields(obj)
-    assert stripped == {"spec": {"a": 1}, "metadata": {"name": "x", "annotations": {"keep": "me"}}}
+    kept = without_managed_fields(obj)
+    assert kept == {"spec": {"a": 1}, "metadata": {"name": "x", "annotations": {"keep": "me"}}}
     assert obj["metadata"]["managedFields"] == [{}], "the original is not changed"
+
+
+def test_children_keep_who_set_their_fields_but_not_who_set_their_status():
+    own = {"manager": "fastapi-operator", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}
+    hand = {"manager": "kubectl-edit", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}
+    controller = {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                  "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}
+    obj = {"metadata": {"name": "x", "managedFields": [own, hand, controller]}, "status": {"replicas": 1}}
+    kept = without_subresource_fields(obj)
+    assert kept == {"metadata": {"name": "x", "managedFields": [own, hand]}, "status": {"replicas": 1}}
+    assert len(obj["metadata"]["managedFields"]) == 3, "the original is not changed"
+
+
+def test_objects_decoded_one_at_a_time_share_their_field_names():
+    text = '{"metadata": {"name": "x", "managedFields": []}, "spec": {"template": {"spec": {}}}}'
+    first, second = (without_subresource_fields(json.loads(text)) for _ in range(2))
+    assert [id(k) for k in first["spec"]["template"]] == [id(k) for k in second["spec"]["template"]]
+    first, second = (without_managed_fields(json.loads(text)) for _ in range(2))
+    assert [id(k) for k in first["metadata"]] == [id(k) for k in second["metadata"]]
 
 
 def test_events_group_changes_by_verb_in_order():
