@@ -47,9 +47,10 @@ class Cluster:
         self.api = config.new_client_from_config(str(self.kubeconfig))
         self.kube = Kube(self.api)
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run([self.kubectl_path, "--kubeconfig", str(self.kubeconfig), *args],
-                                input=stdin, capture_output=True, text=True, timeout=120)
+                                input=stdin, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result

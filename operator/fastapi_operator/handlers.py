@@ -29,6 +29,9 @@ from .settings import Settings
 from .workqueue import WorkQueue
 
 log = logging.getLogger("fastapi_operator.handlers")
+# A child's progress reports within this long make one reconcile of its app: a new
+# Deployment's status alone moves three times in its first second, each a status write.
+PROGRESS_SETTLE_SECONDS = 0.5
 
 
 def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
@@ -36,6 +39,13 @@ def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
         if ref.get("controller") and ref.get("kind") == kind:
             return ref.get("name")
     return None
+
+
+def _reports_progress(event_type: str, obj: dict[str, Any]) -> bool:
+    """A status update on a spec its controller has already seen (a Deployment's pods coming
+    up), not an edit: an edit bumps the generation past what the status has observed."""
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return event_type == "MODIFIED" and observed is not None and observed == obj["metadata"].get("generation")
 
 
 def _ingress(app: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +118,13 @@ class Runtime:
             if owner:
                 self.queue.add((namespace, owner))
         elif kind in WATCHED_CHILD_KINDS:
-            # A child edited or deleted by someone: its app is reconciled now, not at the next resync.
+            # A child edited or deleted by someone: its app is reconciled now, not at the next
+            # resync. A controller reporting progress on a spec it has seen: within a moment,
+            # once for the whole burst.
             owner = _controller_name(obj, KIND)
-            if owner:
+            if owner and _reports_progress(event_type, obj):
+                self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
+            elif owner:
                 self.queue.add((namespace, owner))
         elif kind is HOST_CLAIM:
             # A claim made, released or reassigned: the apps that serve the host learn whether they may.

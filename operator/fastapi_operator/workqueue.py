@@ -28,6 +28,7 @@ class WorkQueue:
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
+        self._soon: set[Hashable] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # Cleared while this replica stands by: keys still collect, nothing is processed.
         self._running = asyncio.Event()
@@ -42,6 +43,18 @@ class WorkQueue:
 
     def add_after(self, key: Hashable, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def add_soon(self, key: Hashable, delay: float) -> None:
+        """Queued after `delay`, once however often it is asked for meanwhile: a burst of changes
+        (a new Deployment's status moves three times in a second) makes one reconcile."""
+        if key in self._soon:
+            return
+        self._soon.add(key)
+
+        def add() -> None:
+            self._soon.discard(key)
+            self.add(key)
+        asyncio.get_running_loop().call_later(delay, add)
 
     def pause(self) -> None:
         self._running.clear()

@@ -50,6 +50,14 @@ RESYNC_SECONDS = 10
 OUTAGE_SECONDS = 5
 
 
+class Results(list[tuple[str, str]]):
+    """Each number printed as soon as it is measured too, so a run that fails late keeps them."""
+
+    def append(self, result: tuple[str, str]) -> None:
+        print(f"bench: {result[0]}: {result[1]}", flush=True)
+        super().append(result)
+
+
 def timed(function, repeat: int) -> list[float]:
     samples = []
     for _ in range(repeat):
@@ -118,7 +126,7 @@ def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered)
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
         eventually(lambda: all_available(cluster, namespace, apps), timeout=600, interval=0.5,
                    message=f"{apps} Deployments Available")
         return time.monotonic() - started, requests_since(cluster, before)
@@ -127,7 +135,8 @@ def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
 
 
 def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tuple[str, str]]:
-    results = [("render one full app", bench_render())]
+    results = Results()
+    results.append(("render one full app", bench_render()))
     peer, peer_requests = run_peer(cluster, apps, work)
     operator = OperatorProcess(cluster, work / "operator.log", RESYNC_SECONDS)
     startups = []
@@ -142,7 +151,9 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
     try:
         before = request_totals(cluster)
         started = time.monotonic()
-        cluster.apply(*[app_manifest(f"app-{i:03d}", namespace) for i in range(apps)])
+        # The same command as the peer's, so the two runs differ only in who makes the objects.
+        cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
+                        stdin=yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
         eventually(lambda: sum(condition(a, "Available").get("status") == "True"
                                for a in cluster.kube.list(FASTAPIAPP, namespace)) == apps,
                    timeout=600, interval=0.5, message=f"{apps} apps Available")
@@ -216,8 +227,10 @@ def main() -> None:
         if existing:
             cluster = existing_cluster(existing)
         else:
-            # 110 pods fit a fake node; one spare node, so the last apps are not squeezed.
-            os.environ.setdefault("FASTAPI_OPERATOR_KWOK_NODES", str(max(2, args.apps // 100 + 1)))
+            # 110 pods fit a fake node (the convergence run's and the restart's apps stay until
+            # the end); one spare node, so the last apps are not squeezed.
+            os.environ.setdefault("FASTAPI_OPERATOR_KWOK_NODES",
+                                  str(max(2, (args.apps + args.restart_apps) // 100 + 1)))
             cluster = stack.enter_context(own_control_plane(work / "cluster"))
         results = run(cluster, args.apps, args.restart_apps, work)
     width = max(len(name) for name, _ in results)

@@ -30,6 +30,32 @@ async def test_events_during_a_reconcile_coalesce_into_one_more_run():
     assert runs == ["a", "a"]
 
 
+async def test_a_burst_of_changes_asked_for_soon_makes_one_run_after_the_delay():
+    runs: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def process(key):
+        runs.append((key, loop.time()))
+        return False
+
+    queue = WorkQueue(process, workers=2)
+    queue.start()
+    asked = loop.time()
+    for _ in range(5):
+        queue.add_soon("a", 0.1)
+        await asyncio.sleep(0.01)
+    queue.add_soon("b", 0.1)
+    await asyncio.sleep(0.2)
+    await queue.join()
+    assert [key for key, _ in runs] == ["a", "b"]
+    assert runs[0][1] - asked >= 0.1, "not before the delay"
+    queue.add_soon("a", 0.05)  # once run, the next change is queued again
+    await asyncio.sleep(0.1)
+    await queue.join()
+    await queue.stop()
+    assert [key for key, _ in runs] == ["a", "b", "a"]
+
+
 async def test_a_stuck_app_does_not_block_the_others():
     done: list[str] = []
     stuck = asyncio.Event()
@@ -94,3 +120,16 @@ async def test_a_paused_queue_collects_keys_and_processes_them_once_resumed():
     await queue.join()
     await queue.stop()
     assert sorted(runs) == ["a", "b"]
+
+
+def test_a_controllers_progress_report_is_told_from_an_edit():
+    from fastapi_operator.handlers import _reports_progress
+
+    def deployment(generation, observed=None):
+        return {"metadata": {"generation": generation}, "status": {} if observed is None else {"observedGeneration": observed}}
+
+    assert _reports_progress("MODIFIED", deployment(2, observed=2)), "pods coming up on a seen spec"
+    assert not _reports_progress("MODIFIED", deployment(3, observed=2)), "an edit the controller has not seen"
+    assert not _reports_progress("MODIFIED", deployment(1)), "no status yet"
+    assert not _reports_progress("DELETED", deployment(2, observed=2))
+    assert not _reports_progress("MODIFIED", {"metadata": {}}), "a kind without generations (a Service)"
