@@ -10,10 +10,7 @@ CLUSTER := $(PY) tests/controlplane/cluster.py
 .PHONY: setup test unit run down crd lint e2e-kind kind-up kind-down bench fuzz
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
-	touch $@
+	scripts/venv.sh
 
 setup: $(VENV)/.installed
 	scripts/install-debian-packages.sh

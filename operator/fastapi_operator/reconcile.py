@@ -361,6 +361,7 @@ class Reconciler:
         # been written, and no dry run is needed. Every other child is made of fields the schema
         # checks (the fuzz tests render thousands of specs and the API server accepts them all),
         # so they are written together: a reconcile waits for the slowest write, not their sum.
+        # While a migration runs or after it failed, the old pods keep serving: no Deployment write.
         deployment = [m for m in manifests if kind_of(m) is DEPLOYMENT and held is None]
         others = [m for m in manifests if kind_of(m) is not DEPLOYMENT]
         synced = [sync(m) for m in deployment] + list(self.side_by_side.map(sync, others))
