@@ -22,4 +22,8 @@ rm -rf "$venv"
 python3 -m venv "$venv"
 "$deps/bin/python" -c "$purelib" > "$("$venv/bin/python" -c "$purelib")/fastapi-operator-dependencies.pth"
 "$venv/bin/pip" install --quiet --no-deps -e .
+# The dependencies' commands too (fastapi, uvicorn: the data-path tests run them by path).
+for command in "$deps"/bin/*; do
+  [ -e "$venv/bin/$(basename "$command")" ] || ln -s "$command" "$venv/bin/"
+done
 touch "$venv/.installed"

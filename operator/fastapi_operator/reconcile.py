@@ -48,10 +48,10 @@ from .status import (
 )
 
 log = logging.getLogger("fastapi_operator.reconcile")
-# Requests one reconcile sends side by side (the confirming reads, the children after the
-# Deployment), across all reconciles at once: the request pool keeps this many connections open
-# beside one per worker.
-CONCURRENT_REQUESTS = 6
+# Reads in flight at once across all reconciles (only what the cache lacks is read: the
+# confirmations that a child is really absent): the request pool keeps this many connections
+# open beside one per worker.
+CONCURRENT_READS = 6
 
 
 @dataclass
@@ -165,7 +165,7 @@ class Reconciler:
         # delete what a reconcile running at the same moment has just decided to rely on.
         self.shared_objects_lock = threading.Lock()
         # Shared by the work queue's workers; the API client's connection pool is thread-safe.
-        self.side_by_side = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="request")
+        self.reads = ThreadPoolExecutor(max_workers=CONCURRENT_READS, thread_name_prefix="read")
 
     def read(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False,
              confirm_absence: bool = False) -> dict[str, Any] | None:
@@ -294,7 +294,7 @@ class Reconciler:
                 )
         # The confirmations go out together: a reconcile waits for the slowest one, not their sum.
         unconfirmed = [key for key in desired_keys if live.get(key) is None]
-        live.update(zip(unconfirmed, self.side_by_side.map(lambda key: self.read(
+        live.update(zip(unconfirmed, self.reads.map(lambda key: self.read(
             key[0], None if key[0] is CLUSTER_ISSUER else app.namespace, key[1], required_api=True,
             confirm_absence=True), unconfirmed)))
         conflicts = [
@@ -359,12 +359,13 @@ class Reconciler:
         # The Deployment is written first. It alone carries what the schema cannot fully check
         # (env names, commands, quantities), so when the API server refuses it nothing else has
         # been written, and no dry run is needed. Every other child is made of fields the schema
-        # checks (the fuzz tests render thousands of specs and the API server accepts them all),
-        # so they are written together: a reconcile waits for the slowest write, not their sum.
+        # checks: the fuzz tests render thousands of specs and the API server accepts them all.
+        # They follow one by one in the rendered order, so what a child names (a Middleware an
+        # Ingress uses) exists before it does.
         # While a migration runs or after it failed, the old pods keep serving: no Deployment write.
         deployment = [m for m in manifests if kind_of(m) is DEPLOYMENT and held is None]
         others = [m for m in manifests if kind_of(m) is not DEPLOYMENT]
-        synced = [sync(m) for m in deployment] + list(self.side_by_side.map(sync, others))
+        synced = [sync(m) for m in deployment + others]
         for key, child, changes in synced:
             if child is not None:
                 current[key] = child

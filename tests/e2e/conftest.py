@@ -58,7 +58,6 @@ def report():
     return MEASUREMENTS.record
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     """On failure: the operator's log, the test namespace's pods' logs and Events."""

@@ -97,7 +97,6 @@ def report() -> Callable[[str, str], None]:
     return MEASUREMENTS.record
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     """On failure, attach the operator's and the control plane's logs to the report."""
