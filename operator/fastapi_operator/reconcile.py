@@ -48,9 +48,8 @@ from .status import (
 )
 
 log = logging.getLogger("fastapi_operator.reconcile")
-# Reads in flight at once across all reconciles (only what the cache lacks is read: the
-# confirmations that a child is really absent): the request pool keeps this many connections
-# open beside one per worker.
+# Reads in flight at once across all reconciles (only what the cache lacks is read): the
+# request pool keeps this many connections open beside one per worker.
 CONCURRENT_READS = 6
 
 
@@ -332,44 +331,31 @@ class Reconciler:
             self._create_migration_job(app, new_job, outcome)
 
         current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
-
-        def sync(manifest: dict[str, Any]) -> tuple[tuple[Kind, str], dict[str, Any] | None, list[str]]:
-            """Write one child if it differs; its key, its state now (None: untouched and absent)
-            and what changed."""
-            key = (kind_of(manifest), manifest["metadata"]["name"])
-            if key[0] is CLUSTER_ISSUER:
-                result = self._ensure_issuer(manifest)
-                if result is None:
-                    return key, current.get(key), []
-                return key, result, [f"{'Created' if live.get(key) is None else 'Updated'} "
-                                     f"{_describe(key[0], key[1], None)}"]
-            changes = []
-            child = current.get(key)
-            if manifest in changed:
-                if key[0] is DEPLOYMENT:
-                    self._hand_replicas_to_autoscaler(manifest, live.get(key))
-                child = self._written(self._refused_as_invalid(
-                    manifest, lambda: self.kube.apply(manifest, uid=_uid(live.get(key)))))
-                changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
-                               f"{_describe(key[0], key[1], app.namespace)}")
-            assert child is not None
-            reverted, reverts = self._revert_hand_edits(manifest, child)
-            return key, reverted, changes + reverts
-
         # The Deployment is written first. It alone carries what the schema cannot fully check
         # (env names, commands, quantities), so when the API server refuses it nothing else has
         # been written, and no dry run is needed. Every other child is made of fields the schema
         # checks: the fuzz tests render thousands of specs and the API server accepts them all.
-        # They follow one by one in the rendered order, so what a child names (a Middleware an
-        # Ingress uses) exists before it does.
-        # While a migration runs or after it failed, the old pods keep serving: no Deployment write.
-        deployment = [m for m in manifests if kind_of(m) is DEPLOYMENT and held is None]
-        others = [m for m in manifests if kind_of(m) is not DEPLOYMENT]
-        synced = [sync(m) for m in deployment + others]
-        for key, child, changes in synced:
-            if child is not None:
-                current[key] = child
-            outcome.changes += changes
+        # The rest follow one by one in the rendered order, so what a child names (a Middleware
+        # an Ingress uses) exists before it does.
+        for manifest in sorted(manifests, key=lambda m: kind_of(m) is not DEPLOYMENT):
+            key = (kind_of(manifest), manifest["metadata"]["name"])
+            if key == deployment_key and held is not None:
+                continue  # the old pods keep serving while the migration runs or after it failed
+            if key[0] is CLUSTER_ISSUER:
+                result = self._ensure_issuer(manifest)
+                if result is not None:
+                    outcome.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
+                                           f"{_describe(key[0], key[1], None)}")
+                    current[key] = result
+                continue
+            if manifest in changed:
+                if key[0] is DEPLOYMENT:
+                    self._hand_replicas_to_autoscaler(manifest, live.get(key))
+                current[key] = self._written(self._refused_as_invalid(
+                    manifest, lambda: self.kube.apply(manifest, uid=_uid(live.get(key)))))
+                verb = "Created" if live.get(key) is None else "Updated"
+                outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
+            current[key] = self._revert_hand_edits(manifest, current[key], outcome)
 
         for (kind, child_name), obj in live.items():
             if obj is not None and (kind, child_name) not in desired_keys and kind is not CLUSTER_ISSUER \
@@ -452,15 +438,14 @@ class Reconciler:
             "spec": {"replicas": live["spec"].get("replicas", 1)},
         }, field_manager=AUTOSCALER_HANDOFF_FIELD_MANAGER)
 
-    def _revert_hand_edits(self, desired: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def _revert_hand_edits(self, desired: dict[str, Any], child: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
         """Remove what other managers added to the parts of the child that are the operator's
-        alone (guarded.py). The patch only applies to the version that was read. Returns the
-        child as it is now, and what changed."""
+        alone (guarded.py). The patch only applies to the version that was read."""
         kind = kind_of(desired)
         for attempt in range(2):
             found = foreign_fields(desired, child, FIELD_MANAGER, lambda path: is_guarded(kind.kind, path))
             if not found:
-                return child, []
+                return child
             metadata = child["metadata"]
             try:
                 result = self._written(self.kube.json_patch(kind, metadata.get("namespace"), metadata["name"],
@@ -472,11 +457,12 @@ class Reconciler:
                 child = self.kube.get(kind, metadata.get("namespace"), metadata["name"]) or child
                 continue
             managers = sorted({m for f in found for m in f.managers})
-            return result, [
+            outcome.changes.append(
                 f"Reverted {_describe(kind, metadata['name'], metadata.get('namespace'))}: removed "
                 f"{', '.join(f.dotted for f in found)} (set by {', '.join(managers)}; these fields are the "
-                f"operator's, change the FastAPIApp instead)"]
-        return child, []
+                f"operator's, change the FastAPIApp instead)")
+            return result
+        return child
 
     def _claim_hosts(self, app: FastAPIApp) -> None:
         """Each host belongs to the namespace whose app served it first (or that an admin
