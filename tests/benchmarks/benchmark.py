@@ -97,6 +97,28 @@ def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
     return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time used so far: by one process, or by the whole machine (all cores' busy time)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(busy[3]) + int(busy[4])  # idle, iowait
+    return (sum(map(int, busy)) - idle) / ticks
+
+
+def cpu_use(machine_before: float, elapsed: float, operator: tuple[int, float] | None = None) -> str:
+    """Where the CPU went during a run: is the machine saturated, and how much was the operator's?"""
+    cores = os.cpu_count() or 1
+    machine = cpu_seconds() - machine_before
+    used = f"machine CPU {machine:.0f} s of {elapsed * cores:.0f} s ({cores} cores)"
+    if operator is not None:
+        pid, before = operator
+        used += f", the operator's {cpu_seconds(pid) - before:.0f} s"
+    return used
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
@@ -123,13 +145,15 @@ def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
     manifests.write_text(yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
     try:
         before = request_totals(cluster)
+        machine_before = cpu_seconds()
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
         eventually(lambda: all_available(cluster, namespace, apps), timeout=600, interval=0.5,
                    message=f"{apps} Deployments Available")
-        return time.monotonic() - started, requests_since(cluster, before)
+        elapsed = time.monotonic() - started
+        return elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}"
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -150,6 +174,8 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
     operator.start()
     try:
         before = request_totals(cluster)
+        assert operator.process is not None
+        machine_before, operator_before = cpu_seconds(), cpu_seconds(operator.process.pid)
         started = time.monotonic()
         # The same command as the peer's, so the two runs differ only in who makes the objects.
         cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
@@ -158,13 +184,13 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
                                for a in cluster.kube.list(FASTAPIAPP, namespace)) == apps,
                    timeout=600, interval=0.5, message=f"{apps} apps Available")
         elapsed = time.monotonic() - started
-        operator_requests = requests_since(cluster, before)
+        operator_requests = (f"{requests_since(cluster, before)}; "
+                             f"{cpu_use(machine_before, elapsed, (operator.process.pid, operator_before))}")
         results.append((f"{apps} apps: peer (kubectl apply --server-side of the rendered objects)",
                         f"{peer:.1f} s ({apps / peer:.1f} apps/s); {peer_requests}"))
         results.append((f"{apps} apps: operator, applied at once until all Available",
                         f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {operator_requests}; "
                         f"ratio operator/peer {elapsed / peer:.2f}"))
-        assert operator.process is not None
         results.append((f"operator RSS with {apps} apps converged", f"{rss_mib(operator.process.pid):.0f} MiB"))
 
         time.sleep(2 * RESYNC_SECONDS)  # settle
