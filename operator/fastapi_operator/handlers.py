@@ -24,7 +24,7 @@ from .kube import (
     load_api_client,
 )
 from .leadership import LeaderElector
-from .reconcile import CONCURRENT_READS, Reconciler
+from .reconcile import Reconciler
 from .settings import Settings
 from .workqueue import WorkQueue
 
@@ -62,7 +62,7 @@ class Runtime:
         # reconciles' requests never queue behind them or open a connection per request.
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
-        kube = Kube(load_api_client(settings.workers + CONCURRENT_READS))
+        kube = Kube(load_api_client(settings.workers))
         self.cache = Cache(watches, sources, self._changed_on_watch_thread)
         self.reconciler = Reconciler(kube, settings, self.cache)
         self.queue = WorkQueue(self._process, settings.workers)

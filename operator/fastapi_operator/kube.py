@@ -33,6 +33,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 YAML_ESCAPED = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
+# An apply that names a resourceVersion is refused (409) unless the object is at that version,
+# and makes the object when there is none. No object is ever at "1": etcd's first write is
+# revision 2, and resourceVersions are the revisions of writes. So this makes an apply create-only.
+NO_OBJECT_RESOURCE_VERSION = "1"
+
+
 def apply_body(body: Any) -> bytes:
     """A server-side apply body: JSON, which is YAML, with every character literal except those
     YAML forbids. The client's own encoding escapes everything outside ASCII, and the API server's
@@ -179,15 +185,18 @@ class Kube:
             raise
 
     def apply(self, manifest: dict[str, Any], *, dry_run: bool = False,
-              field_manager: str = FIELD_MANAGER, uid: str | None = None) -> dict[str, Any]:
+              field_manager: str = FIELD_MANAGER, uid: str | None = None, create_only: bool = False) -> dict[str, Any]:
         """Server-side apply. `force` takes back fields someone else edited, which is how drift
         is repaired; it is only ever called on objects this operator owns. With `uid`, the object
         the operator judged to be its own: one deleted and made again by someone else since is
-        refused (409), not overwritten."""
+        refused, not overwritten. With `create_only`, an object of that name that exists
+        at all is refused (409), so one the operator has not seen is never written over."""
         kind = kind_of(manifest)
         metadata = manifest["metadata"]
         if uid:
             manifest = {**manifest, "metadata": {**metadata, "uid": uid}}
+        elif create_only:
+            manifest = {**manifest, "metadata": {**metadata, "resourceVersion": NO_OBJECT_RESOURCE_VERSION}}
         try:
             return self.request(
                 "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -48,9 +47,6 @@ from .status import (
 )
 
 log = logging.getLogger("fastapi_operator.reconcile")
-# Reads in flight at once across all reconciles (only what the cache lacks is read): the
-# request pool keeps this many connections open beside one per worker.
-CONCURRENT_READS = 6
 
 
 @dataclass
@@ -143,6 +139,30 @@ def by_verb(changes: list[str]) -> list[tuple[str, list[str]]]:
     return list(grouped.items())
 
 
+@dataclass(frozen=True)
+class Made:
+    """A child a reconcile created, and the change it reported: undone if a later one is taken."""
+
+    kind: Kind
+    name: str
+    uid: str
+    change: str
+
+
+def taken(described: list[str]) -> Conflict:
+    one = len(described) == 1
+    return Conflict(
+        f"{', '.join(described)} already exist{'s' if one else ''} and {'is' if one else 'are'} not owned by "
+        f"this FastAPIApp: delete or rename {'it' if one else 'them'}, or give the FastAPIApp another name"
+    )
+
+
+def reported_reason(body: dict[str, Any]) -> str | None:
+    """The reason of the Reconciled condition the app's status holds now."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c.get("reason") for c in conditions if c.get("type") == RECONCILED), None)
+
+
 def _uid(obj: dict[str, Any] | None) -> str | None:
     return obj["metadata"].get("uid") if obj else None
 
@@ -163,14 +183,12 @@ class Reconciler:
         # "delete it", and across "does it exist?" and "make it", means a collection can never
         # delete what a reconcile running at the same moment has just decided to rely on.
         self.shared_objects_lock = threading.Lock()
-        # Shared by the work queue's workers; the API client's connection pool is thread-safe.
-        self.reads = ThreadPoolExecutor(max_workers=CONCURRENT_READS, thread_name_prefix="read")
 
     def read(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False,
              confirm_absence: bool = False) -> dict[str, Any] | None:
-        """From the cache when it watches the kind. An absence the caller would act on (make the
-        object, or report it missing) is confirmed with the API server first: a cache that has
-        not seen an object yet must never lead to one being made over someone else's."""
+        """From the cache when it watches the kind. With `confirm_absence`, an absence is asked of
+        the API server too (a shared object about to be made; a kind whose CRD may have been
+        installed since the cache last looked)."""
         if self.cache is None or not self.cache.watches(kind):
             return self.kube.get(kind, namespace, name, required_api=required_api)
         if required_api and not confirm_absence and self.cache.api_missing(kind):
@@ -219,7 +237,7 @@ class Reconciler:
             plan = rendered.plan
             tls, url = plan.tls, plan.url
             objects = self._sync_children(app, rendered.manifests, plan.referenced_issuer, outcome,
-                                          rendered.migration)
+                                          rendered.migration, contested=reported_reason(body) == Conflict.reason)
             deployment = objects.get((DEPLOYMENT, name))
             if plan.gateway is not None:
                 routing = self._gateway_readiness(app, plan, rendered.manifests, objects)
@@ -267,20 +285,30 @@ class Reconciler:
                                  refusal=plan.gateway.facts.listener_sets_refusal(app.namespace) if own else None)
 
     def _sync_children(self, app: FastAPIApp, manifests: list[dict[str, Any]], referenced_issuer: str | None,
-                       outcome: Outcome, migration: dict[str, Any] | None = None,
+                       outcome: Outcome, migration: dict[str, Any] | None = None, contested: bool = False,
                        ) -> dict[tuple[Kind, str], dict[str, Any]]:
         """Make every child say exactly what `manifests` say; return the children as they are now.
         With a `migration` Job, the Deployment's pod template changes only once the Job succeeded;
-        until then `outcome.error` says why it waits."""
+        until then `outcome.error` says why it waits. An app `contested` (in Conflict at its last
+        reconcile) asks the API server about every child the cache lacks before writing, so its
+        retries never make and undo the children that come before the taken one."""
         uid = app.metadata.uid or ""
         desired_keys = {(kind_of(m), m["metadata"]["name"]) for m in manifests}
 
-        # Read everything first; refuse before writing anything. What the cache lacks of the
-        # desired children is asked of the API server only once nothing else stands in the way,
-        # so an app that waits for a ClusterIssuer reads nothing while it waits.
-        children = possible_children(app.name)
-        live: dict[tuple[Kind, str], dict[str, Any] | None] = {
-            key: self.read(key[0], app.namespace, key[1]) for key in children}
+        # Read everything first, from the cache; refuse what can be refused before writing
+        # anything. A desired child the cache lacks is made create-only (_make_child): the cache
+        # holds only the operator's own children, so a name someone else took shows up there.
+        def look(key: tuple[Kind, str]) -> dict[str, Any] | None:
+            desired = key in desired_keys
+            # A kind the cache found missing may have been installed since: the API server says.
+            installed_since = desired and self.cache is not None and self.cache.api_missing(key[0])
+            return self.read(key[0], app.namespace, key[1], required_api=desired, confirm_absence=installed_since)
+
+        live: dict[tuple[Kind, str], dict[str, Any] | None] = {key: look(key) for key in possible_children(app.name)}
+        if contested:
+            for key in desired_keys:
+                if live.get(key) is None and key[0] is not CLUSTER_ISSUER:
+                    live[key] = self.read(key[0], app.namespace, key[1], required_api=True, confirm_absence=True)
         for manifest in manifests:
             kind, child_name = kind_of(manifest), manifest["metadata"]["name"]
             if kind is CLUSTER_ISSUER:
@@ -291,11 +319,6 @@ class Reconciler:
                     f"spec.tls.clusterIssuer: ClusterIssuer {referenced_issuer!r} does not exist: create it, "
                     f"or use spec.tls.acme to let the operator manage one"
                 )
-        # The confirmations go out together: a reconcile waits for the slowest one, not their sum.
-        unconfirmed = [key for key in desired_keys if live.get(key) is None]
-        live.update(zip(unconfirmed, self.reads.map(lambda key: self.read(
-            key[0], None if key[0] is CLUSTER_ISSUER else app.namespace, key[1], required_api=True,
-            confirm_absence=True), unconfirmed)))
         conflicts = [
             _describe(kind, child_name, app.namespace)
             for (kind, child_name), obj in live.items()
@@ -304,11 +327,7 @@ class Reconciler:
             )
         ]
         if conflicts:
-            raise Conflict(
-                f"{', '.join(conflicts)} already exist{'s' if len(conflicts) == 1 else ''} and "
-                f"{'is' if len(conflicts) == 1 else 'are'} not owned by this FastAPIApp: delete or rename "
-                f"{'it' if len(conflicts) == 1 else 'them'}, or give the FastAPIApp another name"
-            )
+            raise taken(conflicts)
 
         jobs = [job for job in self.read_list(JOB, app.namespace, migration_selector(app.name))
                 if is_controlled_by(job, uid)]
@@ -331,6 +350,7 @@ class Reconciler:
             self._create_migration_job(app, new_job, outcome)
 
         current: dict[tuple[Kind, str], dict[str, Any]] = {k: v for k, v in live.items() if v is not None}
+        made: list[Made] = []
         # The Deployment is written first. It alone carries what the schema cannot fully check
         # (env names, commands, quantities), so when the API server refuses it nothing else has
         # been written, and no dry run is needed. Every other child is made of fields the schema
@@ -348,13 +368,14 @@ class Reconciler:
                                            f"{_describe(key[0], key[1], None)}")
                     current[key] = result
                 continue
-            if manifest in changed:
+            if manifest in changed and live.get(key) is None:
+                current[key] = self._make_child(app, manifest, made, outcome)
+            elif manifest in changed:
                 if key[0] is DEPLOYMENT:
                     self._hand_replicas_to_autoscaler(manifest, live.get(key))
                 current[key] = self._written(self._refused_as_invalid(
                     manifest, lambda: self.kube.apply(manifest, uid=_uid(live.get(key)))))
-                verb = "Created" if live.get(key) is None else "Updated"
-                outcome.changes.append(f"{verb} {_describe(key[0], key[1], app.namespace)}")
+                outcome.changes.append(f"Updated {_describe(key[0], key[1], app.namespace)}")
             current[key] = self._revert_hand_edits(manifest, current[key], outcome)
 
         for (kind, child_name), obj in live.items():
@@ -366,6 +387,35 @@ class Reconciler:
         self._prune_migration_jobs(app, jobs, migration, outcome)
         outcome.error = held
         return current
+
+    def _make_child(self, app: FastAPIApp, manifest: dict[str, Any], made: list[Made],
+                    outcome: Outcome) -> dict[str, Any]:
+        """Make a child the cache does not hold, create-only: a name taken by an object the
+        operator has not seen (someone else's, or its own that the watch has not delivered yet)
+        is refused by the API server, then read. Someone else's is a Conflict, and the children
+        this reconcile made before it are deleted again, so no half-made set stays behind."""
+        kind, name = kind_of(manifest), manifest["metadata"]["name"]
+        described = _describe(kind, name, app.namespace)
+        try:
+            child = self._refused_as_invalid(manifest, lambda: self.kube.apply(manifest, create_only=True))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self.kube.get(kind, app.namespace, name)
+            if existing is None:
+                raise ReconcileError(f"{described} was deleted while the operator made it; looking again") from None
+            if not is_controlled_by(existing, app.metadata.uid or ""):
+                for earlier in reversed(made):
+                    self.kube.delete(earlier.kind, app.namespace, earlier.name, uid=earlier.uid)
+                    outcome.changes.remove(earlier.change)
+                raise taken([described]) from None
+            child = self._refused_as_invalid(manifest, lambda: self.kube.apply(manifest, uid=_uid(existing)))
+            change = f"Updated {described}"
+        else:
+            change = f"Created {described}"
+            made.append(Made(kind, name, _uid(child) or "", change))
+        outcome.changes.append(change)
+        return self._written(child)
 
     @staticmethod
     def _refused_as_invalid(manifest: dict[str, Any], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from fastapi_operator.kube import DEPLOYMENT, SERVICE
-from tests.harness import condition, eventually
+from tests.harness import condition, eventually, request_counts
 from tests.manifests import app_manifest
 
 
@@ -37,6 +37,33 @@ def test_a_deployment_the_app_does_not_own_is_left_untouched_with_a_conflict(clu
     assert "fastapi-operator" not in {entry["manager"] for entry in after["metadata"]["managedFields"]}
     # Nothing half-made: the Service, which had no conflict, was not created either.
     assert cluster.get(SERVICE, namespace, "taken") is None
+
+
+def test_a_taken_service_undoes_the_deployment_made_before_it_and_retries_make_nothing(cluster, namespace):
+    # The cache holds only the operator's children, so the Deployment (made first) goes out
+    # before the API server says the Service's name is taken.
+    cluster.kubectl("create", "service", "clusterip", "later", "--tcp=80:80", "-n", namespace)
+    before = cluster.get(SERVICE, namespace, "later")
+    cluster.apply(app_manifest("later", namespace))
+
+    app = eventually(lambda: condition(cluster.app(namespace, "later"), "Reconciled").get("reason") == "Conflict"
+                     and cluster.app(namespace, "later"), message="Conflict condition")
+    assert f"Service {namespace}/later" in condition(app, "Reconciled")["message"]
+    applies_before = request_counts(cluster.metrics(), {"APPLY"})[("APPLY", "deployments", "")]
+    time.sleep(4)  # the first retries come after 1, 2 and 4 s
+    assert cluster.get(DEPLOYMENT, namespace, "later") is None, "a half-made set stayed behind"
+    assert request_counts(cluster.metrics(), {"APPLY"})[("APPLY", "deployments", "")] == applies_before, \
+        "a retry made the Deployment again"
+    assert not [e for e in events_for(cluster, namespace, "later") if e.startswith("Normal Created")]
+    after = cluster.get(SERVICE, namespace, "later")
+    assert after["spec"] == before["spec"] and "ownerReferences" not in after["metadata"]
+    assert "fastapi-operator" not in {entry["manager"] for entry in after["metadata"]["managedFields"]}
+
+    # Once the name is free, the retries make the whole set.
+    cluster.kubectl("delete", "service", "later", "-n", namespace)
+    eventually(lambda: condition(cluster.app(namespace, "later"), "Reconciled").get("status") == "True", timeout=90,
+               message="reconciled once the Service is gone")
+    assert cluster.get(DEPLOYMENT, namespace, "later") and cluster.get(SERVICE, namespace, "later")
 
 
 def test_pods_are_admitted_under_pod_security_restricted(cluster, namespace):
