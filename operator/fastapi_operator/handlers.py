@@ -161,13 +161,14 @@ class Runtime:
         return outcome.retry
 
     def queue_every_app(self, why: str) -> None:
-        self.queue_apps(lambda app: True, why)
+        """A routine check of every app (startup, leadership, resync): behind what changes ask for."""
+        self.queue_apps(lambda app: True, why, background=True)
 
-    def queue_apps(self, concerned: Callable[[dict[str, Any]], bool], why: str) -> None:
+    def queue_apps(self, concerned: Callable[[dict[str, Any]], bool], why: str, background: bool = False) -> None:
         queued = 0
         for app in self.reconciler.list_apps():
             if concerned(app):
-                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]))
+                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]), background)
                 queued += 1
         log.debug(f"{queued} apps queued: {why}")
 

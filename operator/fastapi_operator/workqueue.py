@@ -1,10 +1,13 @@
 """A per-app work queue: one reconcile of an app at a time, events during a reconcile coalesced
 into one more run, and failures retried with capped exponential backoff. A slow or failing app
-holds one worker at most, so it never delays the others by more than that."""
+holds one worker at most, so it never delays the others by more than that. Work a change asked
+for goes before background work (a resync of every app), so a Deployment edited by hand is put
+back at once, not after a thousand routine checks."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Awaitable, Callable, Hashable
 
@@ -12,6 +15,7 @@ log = logging.getLogger("fastapi_operator.workqueue")
 
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
+URGENT, BACKGROUND = 0, 1  # queue priorities: lower goes first
 
 
 def backoff_seconds(failures: int) -> float:
@@ -23,8 +27,9 @@ class WorkQueue:
         """`process(key)` returns True when the key should be retried with backoff."""
         self._process = process
         self._workers = workers
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._queued: set[Hashable] = set()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
+        self._order = itertools.count()  # first in, first out within a priority
+        self._queued: dict[Hashable, int] = {}  # key -> the priority it waits at
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -34,12 +39,15 @@ class WorkQueue:
         self._running = asyncio.Event()
         self._running.set()
 
-    def add(self, key: Hashable) -> None:
+    def add(self, key: Hashable, background: bool = False) -> None:
+        """Queue `key`; `background` work waits behind every change. A key already waiting in the
+        background that a change asks for moves up."""
+        priority = BACKGROUND if background else URGENT
         if key in self._active:
             self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        elif self._queued.get(key, BACKGROUND + 1) > priority:
+            self._queued[key] = priority
+            self._queue.put_nowait((priority, next(self._order), key))
 
     def add_after(self, key: Hashable, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.add, key)
@@ -78,11 +86,14 @@ class WorkQueue:
     async def _work(self) -> None:
         while True:
             await self._running.wait()
-            key = await self._queue.get()
+            entry = await self._queue.get()
+            priority, _, key = entry
+            if self._queued.get(key) != priority:
+                continue  # moved up since: its urgent entry was (or will be) taken instead
             if not self._running.is_set():  # paused while waiting: leave it for the next leader turn
-                self._queue.put_nowait(key)
+                self._queue.put_nowait(entry)
                 continue
-            self._queued.discard(key)
+            del self._queued[key]
             self._active.add(key)
             try:
                 retry = await self._process(key)

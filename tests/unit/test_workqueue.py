@@ -56,6 +56,32 @@ async def test_a_burst_of_changes_asked_for_soon_makes_one_run_after_the_delay()
     assert [key for key, _ in runs] == ["a", "b", "a"]
 
 
+async def test_a_change_goes_before_background_work_and_moves_up_a_key_waiting_there():
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def process(key):
+        runs.append(key)
+        if key == "busy":
+            await release.wait()
+        return False
+
+    queue = WorkQueue(process, workers=1)
+    queue.start()
+    queue.add("busy")
+    await asyncio.sleep(0.01)
+    for key in ("r1", "r2", "r3"):
+        queue.add(key, background=True)  # a resync
+    queue.add("edited")  # a hand edit while the resync waits
+    queue.add("r3")  # a change to an app the resync queued too: it moves up, and runs once
+    queue.add("r1", background=True)  # already waiting: nothing changes
+    release.set()
+    await asyncio.sleep(0.05)
+    await queue.join()
+    await queue.stop()
+    assert runs == ["busy", "edited", "r3", "r1", "r2"]
+
+
 async def test_a_stuck_app_does_not_block_the_others():
     done: list[str] = []
     stuck = asyncio.Event()
