@@ -7,7 +7,8 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 - startup: operator start to its liveness endpoint answering;
 - convergence: N apps applied at once until all are Available, side by side with the peer: what a
   user would do without the operator, `kubectl apply --server-side` of the very objects
-  `fastapi-operator render` makes, until every Deployment is Available; and their ratio;
+  `fastapi-operator render` makes, until every Deployment is Available; their ratio, and the
+  requests and the CPU each side used (both wait on a watch, so the measuring adds no load);
 - memory: the operator's resident set size once the N apps converged, and after the steady state;
 - no-op reconcile: latency of one reconcile with nothing to do, and its requests;
 - steady state: mutating requests, and GET and LIST requests per app per resync, from the API
@@ -34,7 +35,7 @@ import yaml
 
 from fastapi_operator.api import FastAPIApp
 from fastapi_operator.cache import Cache, watched_sources
-from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP
+from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP, Kind
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.render import render_app
 from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
@@ -124,11 +125,33 @@ def rss_mib(pid: int) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
-def all_available(cluster: Cluster, namespace: str, count: int) -> bool:
-    deployments = cluster.kube.list(DEPLOYMENT, namespace)
-    return len(deployments) == count and all(
-        any(c["type"] == "Available" and c["status"] == "True" for c in (d.get("status") or {}).get("conditions", []))
-        for d in deployments)
+def is_available(obj: dict) -> bool:
+    """A Deployment's or a FastAPIApp's Available condition (the same shape on both)."""
+    return condition(obj, "Available").get("status") == "True"
+
+
+def wait_until_available(cluster: Cluster, kind: Kind, namespace: str, count: int, timeout: float = 600) -> None:
+    """Until `count` objects of `kind` are Available, following one watch: polling a list of 1,000
+    objects every half second would cost the API server more than some of what is measured."""
+    deadline = time.monotonic() + timeout
+    listed = cluster.kube.request("GET", kind.path(namespace))
+    available = {item["metadata"]["name"] for item in listed["items"] if is_available(item)}
+    version = listed["metadata"]["resourceVersion"]
+    while len(available) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{len(available)} of {count} {kind.plural} Available after {timeout:.0f} s"
+        for event in cluster.kube.watch(kind, namespace, None, version, int(min(left, 60)) + 1, min(left, 60) + 5):
+            obj = event["object"]
+            assert event["type"] != "ERROR", f"the watch of {kind.plural} ended: {obj.get('message')}"
+            version = obj["metadata"]["resourceVersion"]
+            if event["type"] == "BOOKMARK":
+                continue
+            if event["type"] != "DELETED" and is_available(obj):
+                available.add(obj["metadata"]["name"])
+            else:
+                available.discard(obj["metadata"]["name"])
+            if len(available) >= count:
+                return
 
 
 def fresh_namespace(cluster: Cluster, prefix: str) -> str:
@@ -150,8 +173,7 @@ def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
-        eventually(lambda: all_available(cluster, namespace, apps), timeout=600, interval=0.5,
-                   message=f"{apps} Deployments Available")
+        wait_until_available(cluster, DEPLOYMENT, namespace, apps)
         elapsed = time.monotonic() - started
         return elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}"
     finally:
@@ -182,9 +204,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
         # The same command as the peer's, so the two runs differ only in who makes the objects.
         cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
                         stdin=yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
-        eventually(lambda: sum(condition(a, "Available").get("status") == "True"
-                               for a in cluster.kube.list(FASTAPIAPP, namespace)) == apps,
-                   timeout=600, interval=0.5, message=f"{apps} apps Available")
+        wait_until_available(cluster, FASTAPIAPP, namespace, apps)
         elapsed = time.monotonic() - started
         operator_requests = (f"{requests_since(cluster, before)}; "
                              f"{cpu_use(machine_before, elapsed, (operator.process.pid, operator_before))}")
