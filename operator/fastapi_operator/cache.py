@@ -8,9 +8,10 @@ that an initial listing is complete, which a cache must have before anything is 
 list (a not-yet-listed cache holds no apps, and every ClusterIssuer would look unused).
 
 Staleness is handled where a write depends on it (reconcile.py): an object the cache does not
-hold is read from the API server before anything is made in its place, deletes carry the
-resourceVersion or uid they were judged at, and server-side apply only ever sets the operator's
-own fields, so a lagging cache costs at worst a needless write, never someone else's update.
+hold is made with a create-only apply, which the API server refuses when the name is taken;
+deletes carry the resourceVersion or uid they were judged at; server-side apply only ever sets
+the operator's own fields. So a lagging cache costs at worst a needless write, never someone
+else's update.
 """
 
 from __future__ import annotations

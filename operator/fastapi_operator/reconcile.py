@@ -2,8 +2,9 @@
 write status when it changed. Synchronous; the handlers run it in a worker thread.
 
 The order matters for "no half-made set of children": everything that can be decided without
-writing (the spec, ownership of every child, the referenced ClusterIssuer) is checked before
-the first write.
+writing (the spec, ownership of every child the cache holds, the referenced ClusterIssuer) is
+checked before the first write. A name someone else holds is found by the create-only apply of
+the missing child, and what the reconcile made before it is deleted again.
 """
 
 from __future__ import annotations
@@ -296,8 +297,8 @@ class Reconciler:
         desired_keys = {(kind_of(m), m["metadata"]["name"]) for m in manifests}
 
         # Read everything first, from the cache; refuse what can be refused before writing
-        # anything. A desired child the cache lacks is made create-only (_make_child): the cache
-        # holds only the operator's own children, so a name someone else took shows up there.
+        # anything. The cache holds only the operator's own children, so a name someone else
+        # took is found out by the create-only apply that makes a missing child (_make_child).
         def look(key: tuple[Kind, str]) -> dict[str, Any] | None:
             desired = key in desired_keys
             # A kind the cache found missing may have been installed since: the API server says.
