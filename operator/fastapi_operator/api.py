@@ -341,7 +341,8 @@ class PreStartStep(Model):
         description="EveryPod: an init container in every pod (waiting for a dependency, warming a "
         "cache). OncePerRollout: one Job before the new version starts (database migrations); the "
         "Deployment keeps its current pods until the Job succeeds, and a failed Job holds the rollout. "
-        "The Job runs again when its image, command or environment changes.",
+        "The Job runs again when its image, command or environment changes, after any earlier one "
+        "still running has finished: two never run at once.",
     )
 
 
@@ -662,6 +663,12 @@ class FastAPIAppSpec(Model):
         description="Steps run in order before the app starts, as init containers.",
         json_schema_extra=KEYED_BY_NAME,
     )
+    migration_deadline_seconds: int = Field(
+        1800, ge=10, le=86400,
+        description="Seconds the migration Job (the OncePerRollout steps) may take, waiting for its pod "
+        "included, before it fails and the rollout stops at the current version with a reason that says "
+        "what to do.",
+    )
     health_path: str | None = Field(
         None, pattern=HEALTH_PATH_PATTERN,
         description="HTTP path for startup, readiness and liveness probes; TCP probes on the "
@@ -745,6 +752,9 @@ class FastAPIAppStatus(Model):
     """What the operator observed."""
 
     observed_generation: int | None = Field(None, description="Generation last reconciled.")
+    template_generation: int | None = Field(
+        None, description="Generation whose pods the Deployment's template says: a change of its pods at a later "
+        "reconcile of the same generation comes from the operator, and is paced.")
     url: str | None = Field(None, description="Where the app is served.")
     replicas: int | None = Field(None, description="Pods desired by the Deployment.")
     ready_replicas: int | None = Field(None, description="Pods ready.")

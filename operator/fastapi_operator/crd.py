@@ -102,6 +102,8 @@ def _printer_columns() -> list[dict[str, Any]]:
     return [
         {"name": "URL", "type": "string", "jsonPath": ".status.url"},
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Status", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Reconciled")].reason',
+         "description": "Reconciled, or what the app waits for (MigrationRunning, RolloutQueued, ...)."},
         {"name": "Replicas", "type": "string", "jsonPath": ".status.replicasSummary",
          "description": "Ready pods / desired pods."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -50,3 +50,29 @@ class MigrationFailed(ReconcileError):
 
     reason = "MigrationFailed"
     retry = False
+
+
+class MigrationQueued(ReconcileError):
+    """A migration Job of an earlier spec still runs: the next one waits for it (two migrations
+    never run at once). The Job's watch events bring the app back."""
+
+    reason = "MigrationQueued"
+    retry = False
+    event_type = "Normal"
+
+
+class RolloutInProgress(ReconcileError):
+    """The routing children (Service, NetworkPolicy, Ingress, routes, Middlewares) keep serving the
+    pods that run until the new pods replace them; the Deployment's watch events bring the app back."""
+
+    reason = "RolloutInProgress"
+    retry = False
+    event_type = "Normal"
+
+
+class RolloutQueued(ReconcileError):
+    """A change to the app's pods that comes from the operator waits for a place among the
+    operator's paced rollouts; retried, and woken when a place frees."""
+
+    reason = "RolloutQueued"
+    event_type = "Normal"

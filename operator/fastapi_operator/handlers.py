@@ -66,6 +66,8 @@ class Runtime:
         self.cache = Cache(watches, sources, self._changed_on_watch_thread)
         self.reconciler = Reconciler(kube, settings, self.cache)
         self.queue = WorkQueue(self._process, settings.workers)
+        # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
+        self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions: dict[tuple[str, str], str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -95,6 +97,10 @@ class Runtime:
         task = asyncio.create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _wake(self, keys: list[Any]) -> None:
+        for key in keys:
+            self.queue.add(key)
 
     def _changed_on_watch_thread(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.changed, kind, event_type, obj)

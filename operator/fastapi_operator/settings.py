@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", description="text or json (one event a line).")
     liveness_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz.")
     workers: int = Field(4, ge=1, description="Apps reconciled at once.")
+    max_concurrent_operator_rollouts: int = Field(
+        10, ge=1,
+        description="Apps whose pods the operator itself changes (a new version's rendering, a changed setting) "
+        "that roll at once; the others wait until one is Available. A change to an app's spec is never held.")
     leader_election: bool = Field(
         False, description="Reconcile only while holding the fastapi-operator Lease in lease_namespace, so "
         "replicas can stand by (the chart turns it on).")

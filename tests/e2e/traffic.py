@@ -17,12 +17,14 @@ class SteadyTraffic:
     def __init__(self, host: str, path: str, clients: int = 4, interval: float = 0.1) -> None:
         self.host, self.path, self.clients, self.interval = host, path, clients, interval
         self.statuses: list[int] = []
+        self.samples: list[tuple[float, int]] = []  # (when the request was sent, its status)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = self._stopped = 0.0
 
     def _client(self) -> None:
         while not self._stop.is_set():
+            sent = time.monotonic()
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", rig.HTTP_PORT, timeout=10)
                 connection.request("GET", self.path, headers={"Host": self.host})
@@ -33,6 +35,7 @@ class SteadyTraffic:
             except OSError:
                 status = 0
             self.statuses.append(status)
+            self.samples.append((sent, status))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> SteadyTraffic:
@@ -55,6 +58,12 @@ class SteadyTraffic:
     @property
     def rate(self) -> float:
         return len(self.statuses) / max((self._stopped or time.monotonic()) - self._started, 1e-9)
+
+    def failed_between(self, start: float, end: float) -> int:
+        return sum(1 for sent, status in self.samples if start <= sent < end and status != 200)
+
+    def sent_between(self, start: float, end: float) -> int:
+        return sum(1 for sent, _ in self.samples if start <= sent < end)
 
     def summary(self) -> str:
         return f"{self.failed} failed of {len(self.statuses)} requests at {self.rate:.0f}/s"

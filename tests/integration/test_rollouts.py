@@ -91,12 +91,20 @@ def test_while_the_migration_cannot_finish_the_deployment_keeps_its_version(clus
     assert pod_of(cluster, namespace, "held")["containers"][0]["image"] == TEST_IMAGE, "rolled before the migration"
     assert condition(cluster.app(namespace, "held"), "Ready")["status"] == "False"
 
-    # The corrected spec starts a new Job, whose success lets the rollout through.
+    # The corrected spec's Job waits for the stuck one: it is never cut short, and two never run
+    # at once. The condition says how to let it go; deleting it lets the corrected Job through.
     del manifest["spec"]["nodeSelector"]
     cluster.apply(manifest)
+    app = eventually(lambda: condition(cluster.app(namespace, "held"), "Reconciled").get("reason") == "MigrationQueued"
+                     and cluster.app(namespace, "held"), message="Reconciled=False MigrationQueued")
+    assert f"kubectl delete job -n {namespace} {stuck[0]['metadata']['name']}" in condition(app, "Reconciled")["message"]
+    time.sleep(2)
+    assert len(jobs_of(cluster, namespace, "held")) == 2, "the corrected Job started beside the stuck one"
+    assert pod_of(cluster, namespace, "held")["containers"][0]["image"] == TEST_IMAGE
+    cluster.kubectl("delete", "job", "-n", namespace, stuck[0]["metadata"]["name"])
     eventually(lambda: reconciled_at(cluster, namespace, "held", 3), timeout=60)
     assert pod_of(cluster, namespace, "held")["containers"][0]["image"] == TEST_IMAGE_NEXT
-    assert len(jobs_of(cluster, namespace, "held")) == 3, "the stuck Job is left to finish, never cut short"
+    assert len(jobs_of(cluster, namespace, "held")) == 2
 
 
 def test_a_disruption_budget_is_added_and_removed_with_the_possible_replicas(cluster, namespace):

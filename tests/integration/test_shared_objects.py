@@ -79,7 +79,7 @@ def test_a_collection_racing_a_new_app_never_leaves_it_without_its_issuer(cluste
     cluster.kubectl("delete", "fapp", "first", "-n", namespace)
 
     listed, proceed = threading.Event(), threading.Event()
-    list_apps = reconciler.valid_apps
+    list_apps = reconciler.shared.valid_apps
 
     def held_after_listing():
         apps = list_apps()
@@ -87,8 +87,8 @@ def test_a_collection_racing_a_new_app_never_leaves_it_without_its_issuer(cluste
         proceed.wait(10)
         return apps
 
-    reconciler.valid_apps = held_after_listing
-    collection = threading.Thread(target=reconciler.collect_unused_issuers)
+    reconciler.shared.valid_apps = held_after_listing
+    collection = threading.Thread(target=reconciler.shared.collect_unused_issuers)
     collection.start()
     assert listed.wait(10)
     cluster.apply(tls_app("second", namespace))

@@ -78,6 +78,23 @@ def test_the_enforcer_admits_only_the_ingress_namespace_on_the_apps_port():
     assert not any("10.244.0.66" in line or "10.244.0.11" in line for line in lines)
 
 
+def test_the_enforcer_resolves_a_named_port_per_pod_as_a_port_change_rolls():
+    enforcer = load_enforcer()
+    named = {**POLICY, "spec": {**POLICY["spec"], "ingress": [{**POLICY["spec"]["ingress"][0],
+                                                                "ports": [{"port": "http", "protocol": "TCP"}]}]}}
+
+    def serving(name, ip, port):
+        serving_pod = pod("shop", name, ip, app="hello")
+        serving_pod["spec"] = {"containers": [{"ports": [{"name": "http", "containerPort": port}]}]}
+        return serving_pod
+
+    pods = [serving("old", "10.244.0.10", 8000), serving("new", "10.244.0.12", 8080), pod("traefik", "t", "10.244.0.2")]
+    lines = enforcer.rules([named], pods, NAMESPACES)
+    assert f"-A {enforcer.CHAIN} -s 10.244.0.2/32 -d 10.244.0.10/32 -p tcp --dport 8000 -j RETURN" in lines
+    assert f"-A {enforcer.CHAIN} -s 10.244.0.2/32 -d 10.244.0.12/32 -p tcp --dport 8080 -j RETURN" in lines
+    assert not any("--dport 8080" in line and "10.244.0.10/32" in line for line in lines)
+
+
 def test_the_enforcer_refuses_selectors_it_does_not_implement():
     enforcer = load_enforcer()
     policy = {**POLICY, "spec": {**POLICY["spec"], "podSelector": {"matchExpressions": [{"key": "a"}]}}}

@@ -90,7 +90,7 @@ def test_network_policy_admits_only_the_ingress_controller_namespace(render):
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"] == [{
         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
-        "ports": [{"port": 9000, "protocol": "TCP"}]}]
+        "ports": [{"port": "http", "protocol": "TCP"}]}]  # by name: a port change rolls
 
 
 def test_autoscaler_targets_the_deployment_on_cpu(render):

@@ -44,7 +44,9 @@ def server_environment(app: FastAPIApp, plan: Plan) -> list[dict[str, str]]:
     if plan.root_path:
         env["UVICORN_ROOT_PATH"] = plan.root_path
         env["ROOT_PATH"] = plan.root_path
-    return [{"name": name, "value": value} for name, value in env.items()]
+    # A variable the user sets wins, and appears once: two entries of one name are refused.
+    own = {variable.name for variable in app.spec.env}
+    return [{"name": name, "value": value} for name, value in env.items() if name not in own]
 
 
 def probes(health_path: str | None) -> dict[str, Any]:
@@ -98,7 +100,6 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     }
     if spec.command:
         app_container["command"] = list(spec.command)
-        # The operator's settings first, so a user's own variable of the same name wins.
         app_container["env"] = server_environment(app, plan) + user_env
     else:
         app_container["command"] = fastapi_run_command(app, plan)

@@ -74,6 +74,10 @@ def render_migration_job(app: FastAPIApp) -> dict[str, Any] | None:
             # A pod lost before its steps could finish (evicted, preempted, its node drained, refused
             # by the kubelet, a container the runtime could not start) is retried.
             "backoffLimit": INFRASTRUCTURE_RETRIES,
+            # A migration that cannot start (an image that cannot be pulled, a quota) or never
+            # ends fails, and says so, instead of holding the rollout forever. Not part of the
+            # pod, so not of the Job's name: changing it alone starts no migration.
+            "activeDeadlineSeconds": app.spec.migration_deadline_seconds,
             "podFailurePolicy": {"rules": [
                 {"action": "FailJob", "onExitCodes": {"operator": "In", "values": STEP_FAILURE_EXIT_CODES}},
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},

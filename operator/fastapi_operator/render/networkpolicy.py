@@ -9,6 +9,7 @@ from typing import Any
 from ..api import FastAPIApp
 from ..meta import selector_labels
 from .common import child_metadata
+from .deployment import PORT_NAME
 from .plan import Plan
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -25,7 +26,9 @@ def render_network_policy(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
             "policyTypes": ["Ingress"],
             "ingress": [{
                 "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: plan.ingress_namespace}}}],
-                "ports": [{"port": app.spec.port, "protocol": "TCP"}],
+                # By name, like the Service: old pods on the old port and new pods on the new one are
+                # both admitted while a port change rolls, whatever is written first.
+                "ports": [{"port": PORT_NAME, "protocol": "TCP"}],
             }],
         },
     }

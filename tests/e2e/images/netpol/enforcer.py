@@ -3,7 +3,8 @@
 (kube-router, Calico and kube-network-policies are not).
 
 It implements what the operator renders and nothing more: Ingress policies whose peers are
-namespaceSelector and/or podSelector with matchLabels, and TCP ports. Every two seconds it
+namespaceSelector and/or podSelector with matchLabels, and TCP ports by number or by the name
+of a container port of the selected pod (resolved per pod, as the API says). Every two seconds it
 rewrites one iptables chain, jumped to from FORWARD, where pod-to-pod traffic passes on this
 node: for each pod a policy selects, connections from admitted pods to admitted ports return,
 everything else is dropped. Replies and the node's own traffic (kubelet probes) pass.
@@ -28,6 +29,16 @@ def matches(selector: dict | None, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
+def port_number(port: int | str, pod: dict) -> int | None:
+    """A named port is the selected pod's container port of that name; a pod without it is not
+    reachable through the rule."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    return next((c["containerPort"] for container in pod["spec"].get("containers") or []
+                 for c in container.get("ports") or [] if c.get("name") == port
+                 and c.get("protocol", "TCP") == "TCP"), None)
+
+
 def rules(policies: list[dict], pods: list[dict], namespaces: dict[str, dict]) -> list[str]:
     running = [p for p in pods if p["status"].get("podIP") and not p["spec"].get("hostNetwork")]
     admitted: dict[str, set[tuple[str, int]]] = {}  # pod IP -> {(source IP, port)}
@@ -41,7 +52,8 @@ def rules(policies: list[dict], pods: list[dict], namespaces: dict[str, dict]) -
         for target in targets:
             allowed = admitted.setdefault(target["status"]["podIP"], set())
             for rule in spec.get("ingress") or []:
-                ports = [int(p["port"]) for p in rule.get("ports") or [] if p.get("protocol", "TCP") == "TCP"] or [0]
+                named = [p["port"] for p in rule.get("ports") or [] if p.get("protocol", "TCP") == "TCP"]
+                ports = [n for n in (port_number(p, target) for p in named) if n is not None] if named else [0]
                 for peer in rule.get("from") or []:
                     for source in running:
                         source_namespace = source["metadata"]["namespace"]
