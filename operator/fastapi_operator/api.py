@@ -663,6 +663,13 @@ class FastAPIAppSpec(Model):
         description="Steps run in order before the app starts, as init containers.",
         json_schema_extra=KEYED_BY_NAME,
     )
+    keep_alive_seconds: int | None = Field(
+        None, ge=1, le=86400,
+        description="Seconds the server keeps an idle connection open (uvicorn's timeout-keep-alive). Default: "
+        "a few seconds above the upstream idle timeout of the proxy the app is routed through (Traefik 90 s, "
+        "ingress-nginx 60 s, any other 3600 s), so the proxy never sends a request on a connection the app has "
+        "just closed; without an ingress, uvicorn's own 5 s.",
+    )
     migration_deadline_seconds: int = Field(
         1800, ge=10, le=86400,
         description="Seconds the migration Job (the OncePerRollout steps) may take, waiting for its pod "

@@ -172,9 +172,22 @@ def test_the_rendered_command_is_what_the_guide_says(stack):
         assert environment["UVICORN_ROOT_PATH"] == PREFIX
         assert environment["FORWARDED_ALLOW_IPS"] == PROXY_ADDRESS
         return
-    assert command[:2] == ["fastapi", "run"] and "--workers" not in command
+    assert command[:2] == ["python3", "-c"] and command[3] == "run" and "--workers" not in command
     assert command[command.index("--root-path") + 1] == PREFIX
     assert command[command.index("--forwarded-allow-ips") + 1] == PROXY_ADDRESS
+
+
+def test_an_idle_connection_outlives_uvicorns_default_keep_alive(stack):
+    """The proxy (nginx here, 60 s) reuses idle connections: the app must not close one at
+    uvicorn's default 5 s, or a request sent on it as it closes fails."""
+    assert stack["environment"]["UVICORN_TIMEOUT_KEEP_ALIVE"] == "65"
+    with socket.create_connection(("127.0.0.1", stack["app_port"]), timeout=10) as connection:
+        request = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        connection.sendall(request)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(7)
+        connection.sendall(request)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200"), "the app closed an idle connection after 5 s"
 
 
 def test_through_the_proxy_the_app_sees_https_and_the_clients_address(stack):

@@ -4,6 +4,7 @@ image changes 5 s apart never run two migration pods at once."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -138,3 +139,42 @@ def test_two_image_changes_5_s_apart_never_run_two_migrations_at_once(kind_clust
     assert len(recent) == 2
     (first_start, first_end, _), (second_start, _, _) = recent
     assert second_start >= first_end, f"two migration pods ran at once: {recent}"
+
+
+def test_keep_alive_traffic_through_traefik_for_a_minute_fails_no_request(kind_cluster, namespace, report):
+    """Requests a few seconds apart on kept-alive connections: Traefik reuses its idle upstream
+    connections (90 s), so an app that closed them at uvicorn's default 5 s would meet requests on
+    a closing connection, which Traefik answers 502 (a POST is never retried)."""
+    path = ingress_path(kind_cluster, namespace).split("(")[0].rstrip("/") or ""
+    answers: list[int] = []
+
+    def client(offset: float) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", rig.HTTP_PORT, timeout=10)
+        deadline = time.monotonic() + 60
+        time.sleep(offset)
+        method = "POST"
+        while time.monotonic() < deadline:
+            try:
+                connection.request(method, f"{path}/health", body=b"" if method == "POST" else None,
+                                   headers={"Host": HOST})
+                response = connection.getresponse()
+                response.read()
+                answers.append(response.status)
+            except (OSError, http.client.HTTPException):
+                answers.append(0)
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", rig.HTTP_PORT, timeout=10)
+            method = "GET" if method == "POST" else "POST"
+            time.sleep(4.5 + (offset % 1.5))  # around uvicorn's default 5 s
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i * 0.37,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The app answers a POST to /health 405 itself; a 5xx or a broken connection is the proxy's.
+    failed = [status for status in answers if status == 0 or status >= 500]
+    report("kind: keep-alive traffic through Traefik, 60 s", f"{len(failed)} failed of {len(answers)} requests "
+           f"(12 kept-alive clients, a request every 4.5-6 s each)")
+    assert len(answers) >= 100 and not failed, f"{len(failed)} of {len(answers)}: {sorted(set(failed))}"

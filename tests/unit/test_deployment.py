@@ -15,12 +15,30 @@ def app_container(rendered):
 
 def test_one_fastapi_run_process_with_proxy_headers_and_no_workers(render):
     command = app_container(render(ingress=INGRESS, tls={"enabled": False}))["command"]
-    assert command[:3] == ["fastapi", "run", "app/main.py"]
+    assert command[:2] == ["python3", "-c"] and "from fastapi_cli.cli import main; main()" in command[2]
+    assert command[3:5] == ["run", "app/main.py"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "8000"
     assert "--proxy-headers" in command
     assert command[command.index("--forwarded-allow-ips") + 1] == "*"
     assert not any(part.startswith("--workers") for part in command)
+
+
+def test_keep_alive_outlasts_the_proxys_idle_connections_and_the_spec_or_the_user_wins(render):
+    def keep_alive(**spec):
+        container = app_container(render(**spec))
+        values = [v["value"] for v in container.get("env", []) if v["name"] == "UVICORN_TIMEOUT_KEEP_ALIVE"]
+        return values, container["command"][0]
+
+    traefik = {**INGRESS, "className": "traefik"}
+    assert keep_alive(ingress=traefik, tls=TLS) == (["95"], "python3")  # Traefik keeps idle ones 90 s
+    assert keep_alive(ingress={**INGRESS, "className": "nginx"}, tls=TLS) == (["65"], "python3")
+    assert keep_alive(ingress=traefik, tls=TLS, keepAliveSeconds=200) == (["200"], "python3")
+    assert keep_alive(ingress=traefik, tls=TLS, command=["uvicorn", "app.main:app"])[0] == ["95"]
+    assert keep_alive(ingress=traefik, tls=TLS, command=["uvicorn", "app.main:app"],
+                      env=[{"name": "UVICORN_TIMEOUT_KEEP_ALIVE", "value": "7"}])[0] == ["7"]
+    assert keep_alive(ingress=traefik, tls=TLS, env=[{"name": "UVICORN_TIMEOUT_KEEP_ALIVE", "value": "7"}])[0] == ["7"]
+    assert keep_alive() == ([], "fastapi"), "no proxy: uvicorn's own, and the plain command"
 
 
 def test_prefix_is_passed_as_root_path(render):

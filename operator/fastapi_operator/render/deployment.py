@@ -17,13 +17,26 @@ PORT_NAME = "http"
 SPREAD_TOPOLOGY_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
+KEEP_ALIVE_VARIABLE = "UVICORN_TIMEOUT_KEEP_ALIVE"
+# `fastapi run` (fastapi-cli 0.0.34) has no keep-alive option and uvicorn reads no environment when
+# it is called as a library: this runs the same CLI in the same process, with uvicorn's
+# timeout_keep_alive taken from the variable (the one a custom command's uvicorn reads too).
+KEEP_ALIVE_LAUNCHER = (
+    "import functools, os, uvicorn; "
+    f"uvicorn.run = functools.partial(uvicorn.run, timeout_keep_alive=int(os.environ['{KEEP_ALIVE_VARIABLE}'])); "
+    "from fastapi_cli.cli import main; main()"
+)
+
+
 def fastapi_run_command(app: FastAPIApp, plan: Plan) -> list[str]:
     """`fastapi run` in exec form, so SIGTERM reaches uvicorn; never --workers. It has no graceful
     shutdown timeout option (fastapi-cli 0.0.34): uvicorn finishes the requests in flight until
-    the kubelet kills it at the end of terminationGracePeriodSeconds."""
+    the kubelet kills it at the end of terminationGracePeriodSeconds. With a keep-alive to set,
+    the same CLI through the launcher above."""
     spec = app.spec
     target = ["--entrypoint", spec.app] if ":" in spec.app else [spec.app]
-    command = ["fastapi", "run", *target, "--host", "0.0.0.0", "--port", str(spec.port)]
+    cli = ["python3", "-c", KEEP_ALIVE_LAUNCHER] if plan.keep_alive_seconds else ["fastapi"]
+    command = [*cli, "run", *target, "--host", "0.0.0.0", "--port", str(spec.port)]
     command += ["--proxy-headers", "--forwarded-allow-ips", plan.forwarded_allow_ips]
     if plan.root_path:
         command += ["--root-path", plan.root_path]
@@ -41,10 +54,16 @@ def server_environment(app: FastAPIApp, plan: Plan) -> list[dict[str, str]]:
         "FORWARDED_ALLOW_IPS": plan.forwarded_allow_ips,
         "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": str(app.spec.shutdown.timeout_seconds),
     }
+    if plan.keep_alive_seconds:
+        env[KEEP_ALIVE_VARIABLE] = str(plan.keep_alive_seconds)
     if plan.root_path:
         env["UVICORN_ROOT_PATH"] = plan.root_path
         env["ROOT_PATH"] = plan.root_path
-    # A variable the user sets wins, and appears once: two entries of one name are refused.
+    return without_users(app, env)
+
+
+def without_users(app: FastAPIApp, env: dict[str, str]) -> list[dict[str, str]]:
+    """A variable the user sets wins, and appears once: two entries of one name are refused."""
     own = {variable.name for variable in app.spec.env}
     return [{"name": name, "value": value} for name, value in env.items() if name not in own]
 
@@ -103,8 +122,9 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         app_container["env"] = server_environment(app, plan) + user_env
     else:
         app_container["command"] = fastapi_run_command(app, plan)
-        if user_env:
-            app_container["env"] = user_env
+        keep_alive = {KEEP_ALIVE_VARIABLE: str(plan.keep_alive_seconds)} if plan.keep_alive_seconds else {}
+        if keep_alive or user_env:
+            app_container["env"] = without_users(app, keep_alive) + user_env
     if user_env_from:
         app_container["envFrom"] = user_env_from
 

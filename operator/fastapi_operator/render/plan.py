@@ -22,6 +22,14 @@ ACME_SERVERS = {
 # Connections from anywhere but the pod itself: with no Ingress there is no proxy to trust.
 NO_PROXY_TRUSTED = "127.0.0.1"
 
+# How long each proxy keeps an idle connection to the app for reuse: Traefik's serversTransport
+# idleConnTimeout, ingress-nginx's upstream-keepalive-timeout; Envoy (most Gateway
+# implementations) and unknown controllers: an hour. The app must keep its side open longer, or the
+# proxy sends a request on a connection the app is closing and answers 502.
+PROXY_IDLE_SECONDS = {"traefik": 90, "nginx": 60}
+UNKNOWN_PROXY_IDLE_SECONDS = 3600
+KEEP_ALIVE_MARGIN_SECONDS = 5
+
 
 @dataclass(frozen=True)
 class Acme:
@@ -52,6 +60,7 @@ class Plan:
     root_path: str | None  # the prefix, when it is not "/"
     url: str | None
     gateway: GatewayRoute | None = None  # set when the app is routed through the Gateway API
+    keep_alive_seconds: int | None = None  # the server's idle keep-alive; None: uvicorn's own
 
     @property
     def referenced_issuer(self) -> str | None:
@@ -110,7 +119,8 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
     """`classes`: the cluster's IngressClasses by name (the reconciler lists them)."""
     ingress = app.spec.ingress
     if ingress is None:
-        return Plan(None, None, None, False, None, None, NO_PROXY_TRUSTED, None, None)
+        return Plan(None, None, None, False, None, None, NO_PROXY_TRUSTED, None, None,
+                    keep_alive_seconds=app.spec.keep_alive_seconds)
 
     gateway = gateway_route(app, settings, gateways)
     if gateway is None:
@@ -157,4 +167,6 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
         root_path=root_path,
         url=f"{scheme}://{ingress.hosts[0]}{root_path or ''}",
         gateway=gateway,
+        keep_alive_seconds=app.spec.keep_alive_seconds or (
+            PROXY_IDLE_SECONDS.get(flavour or "", UNKNOWN_PROXY_IDLE_SECONDS) + KEEP_ALIVE_MARGIN_SECONDS),
     )
