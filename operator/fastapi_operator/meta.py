@@ -57,28 +57,43 @@ def tls_secret_name(app_name: str) -> str:
     return f"{app_name}-tls"
 
 
-def strip_prefix_middleware_name(app_name: str) -> str:
-    return f"{app_name}-strip-prefix"
+def app_digest(namespace: str, app_name: str) -> str:
+    """80 bits of the app's namespace and name. Traefik resolves a Middleware as
+    `<namespace>-<name>@kubernetescrd`, so `team/payments-api-x` and `team-payments/api-x` would
+    name the same one: the digest keeps each app's reference its own."""
+    return hashlib.sha256(f"{namespace}/{app_name}".encode()).hexdigest()[:20]
 
 
-def redirect_https_middleware_name(app_name: str) -> str:
-    return f"{app_name}-redirect-https"
+def strip_prefix_middleware_name(namespace: str, app_name: str) -> str:
+    return f"{app_name}-{app_digest(namespace, app_name)}-strip-prefix"
 
 
-def hsts_middleware_name(app_name: str) -> str:
-    return f"{app_name}-hsts"
+def redirect_https_middleware_name(namespace: str, app_name: str) -> str:
+    return f"{app_name}-{app_digest(namespace, app_name)}-redirect-https"
 
 
+def hsts_middleware_name(namespace: str, app_name: str) -> str:
+    return f"{app_name}-{app_digest(namespace, app_name)}-hsts"
+
+
+# Names derived from the app's with a dot: an app's name is a DNS label (no dot), so no other app
+# of the namespace can have one of these as its own (with '-', app `a`'s redirect Ingress
+# `a-http-redirect` was app `a-http-redirect`'s Ingress).
 def redirect_ingress_name(app_name: str) -> str:
     """The Traefik Ingress, or the Gateway API HTTPRoute, that redirects HTTP to HTTPS."""
-    return f"{app_name}-http-redirect"
+    return f"{app_name}.http-redirect"
 
 
 def gateway_tls_name(app_name: str) -> str:
     """The Certificate, and its Secret, of the app's own Gateway listeners: not tls_secret_name, which
     cert-manager's ingress-shim fills for the app's Ingress, so switching between the two never has
-    two Certificates writing one Secret."""
-    return f"{app_name}-gateway-tls"
+    two Certificates writing one Secret. (`x-gateway-tls` was app `x-gateway`'s Ingress TLS Secret.)"""
+    return f"{app_name}.gateway-tls"
+
+
+def legacy_child_names(app_name: str) -> dict[str, str]:
+    """Names earlier versions derived with '-', so their children are found and deleted."""
+    return {"redirect": f"{app_name}-http-redirect", "gateway_tls": f"{app_name}-gateway-tls"}
 
 
 CLUSTER_SCOPE = "cluster"
@@ -98,19 +113,15 @@ class AcmeDirectoryLike(Protocol):
     environment: str | None
 
 
-def acme_cluster_issuer_name(directory: AcmeDirectoryLike, email: str, route: str,
+def acme_cluster_issuer_name(directory: AcmeDirectoryLike, email: str, solver: str,
                              scope: str = CLUSTER_SCOPE) -> str:
-    """Deterministic per (directory, CA bundle, email, route, install), so apps asking for the same
-    issuer share it and two installs never share one. `route` is the IngressClass, or "Gateway
-    <namespace>/<name>", whose http01 challenges the issuer solves. The email is hashed: it is not secret, but
-    a name must be a DNS subdomain. A cluster-wide install keeps the Let's Encrypt names of
-    earlier versions."""
-    scoped = "" if scope == CLUSTER_SCOPE else f"\n{scope}"
+    """A digest of everything that defines the issuer (directory, CA bundle, email, how http01
+    challenges are answered, the install), 128 bits, so two apps share one only when they would
+    render it byte for byte the same, and no tenant can choose inputs that land on another's
+    name. `solver` is the http01 solver, as canonical JSON. The email is hashed: it is not secret,
+    but a name must be a DNS subdomain."""
+    key = "\n".join([directory.server, directory.ca_bundle or "", email, solver, scope])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     if directory.environment is not None and directory.ca_bundle is None:
-        key = f"{directory.environment}\n{email}\n{route}{scoped}"
-        prefix = f"fastapi-operator-letsencrypt-{directory.environment}"
-    else:
-        key = f"{directory.server}\n{directory.ca_bundle or ''}\n{email}\n{route}{scoped}"
-        prefix = "fastapi-operator-acme"
-    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-
+        return f"fastapi-operator-letsencrypt-{directory.environment}-{digest}"
+    return f"fastapi-operator-acme-{digest}"

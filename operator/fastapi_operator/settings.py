@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         10, ge=1,
         description="Apps whose pods the operator itself changes (a new version's rendering, a changed setting) "
         "that roll at once; the others wait until one is Available. A change to an app's spec is never held.")
+    conflict_names_owner: bool = Field(
+        False, description="Whether a Conflict on a host names the namespace and app that hold it; off, it says "
+        "only that another namespace does (one tenant learns nothing of another's apps).")
     leader_election: bool = Field(
         False, description="Reconcile only while holding the fastapi-operator Lease in lease_namespace, so "
         "replicas can stand by (the chart turns it on).")

@@ -19,7 +19,7 @@ import yaml
 from fastapi_operator.api import FastAPIApp
 from fastapi_operator.render.gateway import GatewayFacts
 from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
-from fastapi_operator.render.issuer import http01_solver
+from fastapi_operator.render.plan import http01_solver
 from fastapi_operator.render.plan import plan_app
 from fastapi_operator.settings import Settings
 from tests.e2e import rig
@@ -81,7 +81,7 @@ def platform_certificate(gateway: dict) -> list[dict]:
     return [
         {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": issuer_name},
          "spec": {"acme": {"server": rig.PEBBLE_DIRECTORY, "caBundle": ca_bundle, "email": "platform@example.com",
-                           "privateKeySecretRef": {"name": issuer_name}, "solvers": [{"http01": http01_solver(plan)}]}}},
+                           "privateKeySecretRef": {"name": issuer_name}, "solvers": [{"http01": http01_solver(plan.ingress_class, plan.gateway)}]}}},
         {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
          "metadata": {"name": f"{GATEWAY}-tls", "namespace": GATEWAY_NAMESPACE},
          "spec": {"secretName": f"{GATEWAY}-tls", "dnsNames": [HOST],
@@ -164,8 +164,8 @@ def test_own_listeners_get_a_certificate_through_the_gateway_and_ready_says_trae
     apply(kind_cluster, app_manifest("own", gateway_namespace, OWN_HOST, {"name": GATEWAY, "namespace": GATEWAY_NAMESPACE},
                                      {}, path="/"))
     certificate = eventually(
-        lambda: condition(get(kind_cluster, "certificate", "own-gateway-tls", gateway_namespace) or {}, "Ready")
-        .get("status") == "True" and get(kind_cluster, "certificate", "own-gateway-tls", gateway_namespace),
+        lambda: condition(get(kind_cluster, "certificate", "own.gateway-tls", gateway_namespace) or {}, "Ready")
+        .get("status") == "True" and get(kind_cluster, "certificate", "own.gateway-tls", gateway_namespace),
         timeout=240, interval=2, message="the operator's Certificate issued by Pebble through the Gateway")
     assert certificate["spec"]["dnsNames"] == [OWN_HOST]
     app = eventually(lambda: condition(get(kind_cluster, "fapp", "own", gateway_namespace) or {}, "CertificateReady")

@@ -99,15 +99,15 @@ def test_an_app_with_its_own_listeners_renders_valid_gateway_objects(cluster, na
     (rule,) = route["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/api"}}]
     assert {f["type"] for f in rule["filters"]} == {"URLRewrite", "ResponseHeaderModifier"}
-    redirect = eventually(lambda: cluster.get(HTTP_ROUTE, namespace, "shop-http-redirect"))
+    redirect = eventually(lambda: cluster.get(HTTP_ROUTE, namespace, "shop.http-redirect"))
     assert [ref["sectionName"] for ref in redirect["spec"]["parentRefs"]] == ["web"]
     assert redirect["spec"]["rules"][0]["filters"][0]["requestRedirect"] == {"scheme": "https", "statusCode": 301}
 
     listener_set = eventually(lambda: cluster.get(LISTENER_SET, namespace, "shop"))
     (listener,) = listener_set["spec"]["listeners"]
     assert (listener["hostname"], listener["port"], listener["protocol"]) == ("shop.example.com", 443, "HTTPS")
-    assert listener["tls"]["certificateRefs"][0]["name"] == "shop-gateway-tls"
-    certificate = eventually(lambda: cluster.get(CERTIFICATE, namespace, "shop-gateway-tls"))
+    assert listener["tls"]["certificateRefs"][0]["name"] == "shop.gateway-tls"
+    certificate = eventually(lambda: cluster.get(CERTIFICATE, namespace, "shop.gateway-tls"))
     issuer = cluster.get(CLUSTER_ISSUER, None, certificate["spec"]["issuerRef"]["name"])
     solver = issuer["spec"]["acme"]["solvers"][0]["http01"]["gatewayHTTPRoute"]
     assert solver["parentRefs"][0]["name"] == "shared" and solver["parentRefs"][0]["sectionName"] == "web"
@@ -129,11 +129,11 @@ def test_ready_follows_the_gateways_conditions_and_quotes_a_refusal(cluster, nam
     assert app["status"]["url"] == "https://shop.example.com/api"
     route = cluster.get(HTTP_ROUTE, namespace, "shop")
     assert [ref["sectionName"] for ref in route["spec"]["parentRefs"]] == ["websecure"]
-    assert cluster.get(LISTENER_SET, namespace, "shop") is None and cluster.get(CERTIFICATE, namespace, "shop-gateway-tls") is None
+    assert cluster.get(LISTENER_SET, namespace, "shop") is None and cluster.get(CERTIFICATE, namespace, "shop.gateway-tls") is None
 
     accept_route(cluster, namespace, "shop")
     ready_reason_becomes(cluster, namespace, "shop", "RoutePending")  # the redirect route is not accepted yet
-    accept_route(cluster, namespace, "shop-http-redirect")
+    accept_route(cluster, namespace, "shop.http-redirect")
     eventually(lambda: ready(cluster, namespace, "shop").get("status") == "True", timeout=10,
                message="Ready once both routes are accepted, without a resync (HTTPRoutes are watched)")
     settled(cluster, namespace, "shop")
@@ -160,7 +160,7 @@ def test_a_gateway_that_allows_no_listener_sets_says_what_the_platform_team_must
     program_listener_set(cluster, namespace, "shop")
     ready_reason_becomes(cluster, namespace, "shop", "RoutePending", timeout=10)
     accept_route(cluster, namespace, "shop")
-    accept_route(cluster, namespace, "shop-http-redirect")
+    accept_route(cluster, namespace, "shop.http-redirect")
     # Routed: what remains is the certificate (no ACME server answers here).
     eventually(lambda: ready(cluster, namespace, "shop").get("reason") == "CertificateNotReady", timeout=10)
     settled(cluster, namespace, "shop")
@@ -178,14 +178,14 @@ def test_adding_changing_and_removing_the_gateway_changes_the_children(cluster, 
     route = eventually(lambda: cluster.get(HTTP_ROUTE, namespace, "move"))
     eventually(lambda: cluster.get(INGRESS, namespace, "move") is None, message="the Ingress deleted")
     assert [ref["sectionName"] for ref in route["spec"]["parentRefs"]] == ["web"]  # plain HTTP
-    assert cluster.get(HTTP_ROUTE, namespace, "move-http-redirect") is None
+    assert cluster.get(HTTP_ROUTE, namespace, "move.http-redirect") is None
 
     # Changed: a new path, and HTTPS through the app's own listeners.
     cluster.apply(app_manifest("move", namespace, tls={"acme": {"email": EMAIL}}, ingress={
         "hosts": ["move.example.com"], "path": "/v2", "gateway": {"name": "shared"}}))
     eventually(lambda: (cluster.get(HTTP_ROUTE, namespace, "move") or {}).get("spec", {}).get("rules", [{}])[0]
                .get("matches") == [{"path": {"type": "PathPrefix", "value": "/v2"}}], message="the new path")
-    eventually(lambda: cluster.get(LISTENER_SET, namespace, "move") and cluster.get(HTTP_ROUTE, namespace, "move-http-redirect"))
+    eventually(lambda: cluster.get(LISTENER_SET, namespace, "move") and cluster.get(HTTP_ROUTE, namespace, "move.http-redirect"))
     assert cluster.get(HTTP_ROUTE, namespace, "move")["spec"]["parentRefs"][0]["kind"] == "ListenerSet"
 
     # Deleted by hand: put back (watched).
@@ -194,8 +194,8 @@ def test_adding_changing_and_removing_the_gateway_changes_the_children(cluster, 
 
     # Removed: no ingress at all, so no route, listener, certificate or policy.
     cluster.apply(app_manifest("move", namespace, tls={"enabled": False}))
-    for kind, name in ((HTTP_ROUTE, "move"), (HTTP_ROUTE, "move-http-redirect"), (LISTENER_SET, "move"),
-                       (CERTIFICATE, "move-gateway-tls"), (NETWORK_POLICY, "move")):
+    for kind, name in ((HTTP_ROUTE, "move"), (HTTP_ROUTE, "move.http-redirect"), (LISTENER_SET, "move"),
+                       (CERTIFICATE, "move.gateway-tls"), (NETWORK_POLICY, "move")):
         eventually(lambda: cluster.get(kind, namespace, name) is None, timeout=10, message=f"{kind.kind} {name} deleted")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+from fastapi_operator.meta import strip_prefix_middleware_name
 from fastapi_operator.kube import INGRESS, MIDDLEWARE, NETWORK_POLICY
 from tests.harness import condition, eventually
 from tests.manifests import app_manifest
@@ -23,7 +24,7 @@ def test_two_controllers_each_admit_their_own_namespace(cluster, namespace):
                                    tls={"enabled": False}))
     eventually(lambda: admitted(cluster, namespace, "a") == "ingress-nginx", message="nginx app admits ingress-nginx")
     eventually(lambda: admitted(cluster, namespace, "b") == "traefik", message="traefik app admits traefik")
-    assert cluster.get(MIDDLEWARE, namespace, "b-strip-prefix") and not cluster.get(MIDDLEWARE, namespace, "a-strip-prefix")
+    assert cluster.get(MIDDLEWARE, namespace, strip_prefix_middleware_name(namespace, "b")) and not cluster.get(MIDDLEWARE, namespace, strip_prefix_middleware_name(namespace, "a"))
 
 
 def test_a_class_without_a_namespace_is_said_and_its_annotation_is_picked_up_in_seconds(cluster, namespace):

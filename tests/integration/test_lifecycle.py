@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 
+from fastapi_operator.meta import redirect_https_middleware_name, strip_prefix_middleware_name
 from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
 )
@@ -203,11 +204,11 @@ def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace)
     manifest["spec"]["ingress"]["className"] = "traefik"
     cluster.apply(manifest)
     # Applied one after the other: wait for each, not for the first alone.
-    strip = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-strip-prefix"))
+    strip = eventually(lambda: cluster.get(MIDDLEWARE, namespace, strip_prefix_middleware_name(namespace, "edge")))
     assert strip["spec"] == {"stripPrefix": {"prefixes": ["/api"]}}
-    redirect_https = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-redirect-https"))
+    redirect_https = eventually(lambda: cluster.get(MIDDLEWARE, namespace, redirect_https_middleware_name(namespace, "edge")))
     assert redirect_https["spec"]["redirectScheme"]["scheme"] == "https"
-    redirect = eventually(lambda: cluster.get(INGRESS, namespace, "edge-http-redirect"))
+    redirect = eventually(lambda: cluster.get(INGRESS, namespace, "edge.http-redirect"))
     assert redirect["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "web"
     main = cluster.get(INGRESS, namespace, "edge")
     assert main["spec"]["ingressClassName"] == "traefik"
@@ -216,8 +217,8 @@ def test_traefik_gets_its_middlewares_and_a_redirect_ingress(cluster, namespace)
     # Back to nginx: the Traefik-only objects go.
     manifest["spec"]["ingress"]["className"] = "nginx"
     cluster.apply(manifest)
-    eventually(lambda: cluster.get(MIDDLEWARE, namespace, "edge-strip-prefix") is None
-               and cluster.get(INGRESS, namespace, "edge-http-redirect") is None, message="Traefik objects removed")
+    eventually(lambda: cluster.get(MIDDLEWARE, namespace, strip_prefix_middleware_name(namespace, "edge")) is None
+               and cluster.get(INGRESS, namespace, "edge.http-redirect") is None, message="Traefik objects removed")
     annotations = cluster.get(INGRESS, namespace, "edge")["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
 

@@ -8,6 +8,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from fastapi_operator.meta import strip_prefix_middleware_name
 from fastapi_operator.kube import DEPLOYMENT, INGRESS, JOB, MIDDLEWARE, NETWORK_POLICY, SERVICE
 from fastapi_operator.render.migration import migration_selector
 from tests.harness import condition, eventually
@@ -142,7 +143,7 @@ def test_while_a_migration_holds_the_rollout_the_routing_serves_the_old_pods(clu
         cluster.apply(manifest)
         eventually(lambda: reconciled_at(cluster, namespace, "route", 1), timeout=60)
         before = {kind: cluster.get(kind, namespace, name)["spec"] for kind, name in (
-            (INGRESS, "route"), (SERVICE, "route"), (NETWORK_POLICY, "route"), (MIDDLEWARE, "route-strip-prefix"))}
+            (INGRESS, "route"), (SERVICE, "route"), (NETWORK_POLICY, "route"), (MIDDLEWARE, strip_prefix_middleware_name(namespace, "route")))}
         hold()
 
         manifest["spec"].update(image=TEST_IMAGE_NEXT, port=8080, ingress={**INGRESS_SPEC, "path": "/v2"})
@@ -150,7 +151,7 @@ def test_while_a_migration_holds_the_rollout_the_routing_serves_the_old_pods(clu
         eventually(lambda: reason(cluster, namespace, "route") == "MigrationRunning")
         time.sleep(2)
         for kind, name in ((INGRESS, "route"), (SERVICE, "route"), (NETWORK_POLICY, "route"),
-                           (MIDDLEWARE, "route-strip-prefix")):
+                           (MIDDLEWARE, strip_prefix_middleware_name(namespace, "route"))):
             assert cluster.get(kind, namespace, name)["spec"] == before[kind], f"{kind.kind} moved before the pods"
         container = pod_of(cluster, namespace, "route")["containers"][0]
         assert container["image"] == TEST_IMAGE and "/api" in container["command"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from fastapi_operator.meta import hsts_middleware_name, strip_prefix_middleware_name
 from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, INGRESS, JOB, MIDDLEWARE
 from fastapi_operator.render.migration import migration_selector
 from tests.harness import condition, eventually
@@ -182,21 +183,22 @@ def test_hsts_reaches_traefik_and_goes_when_removed(cluster, namespace):
     manifest["spec"]["ingress"]["className"] = "traefik"
     cluster.apply(manifest)
     eventually(lambda: cluster.get(INGRESS, namespace, "secure"))
-    assert cluster.get(MIDDLEWARE, namespace, "secure-hsts") is None
+    assert cluster.get(MIDDLEWARE, namespace, hsts_middleware_name(namespace, "secure")) is None
 
     manifest["spec"]["ingress"]["hsts"] = {"maxAgeSeconds": 600}
     cluster.apply(manifest)
-    hsts = eventually(lambda: cluster.get(MIDDLEWARE, namespace, "secure-hsts"), message="the HSTS Middleware")
+    hsts = eventually(lambda: cluster.get(MIDDLEWARE, namespace, hsts_middleware_name(namespace, "secure")), message="the HSTS Middleware")
     assert hsts["spec"]["headers"]["customResponseHeaders"] == {"Strict-Transport-Security": "max-age=600"}
     # The Middleware is applied before the Ingress that names it, so the router follows a moment later.
     eventually(lambda: router_middlewares(cluster, namespace) == (
-        f"{namespace}-secure-strip-prefix@kubernetescrd,{namespace}-secure-hsts@kubernetescrd"),
+        f"{namespace}-{strip_prefix_middleware_name(namespace, 'secure')}@kubernetescrd,"
+        f"{namespace}-{hsts_middleware_name(namespace, 'secure')}@kubernetescrd"),
         message="the HTTPS router uses the HSTS Middleware")
 
     del manifest["spec"]["ingress"]["hsts"]
     cluster.apply(manifest)
-    eventually(lambda: cluster.get(MIDDLEWARE, namespace, "secure-hsts") is None, message="Middleware deleted")
-    eventually(lambda: router_middlewares(cluster, namespace) == f"{namespace}-secure-strip-prefix@kubernetescrd",
+    eventually(lambda: cluster.get(MIDDLEWARE, namespace, hsts_middleware_name(namespace, "secure")) is None, message="Middleware deleted")
+    eventually(lambda: router_middlewares(cluster, namespace) == f"{namespace}-{strip_prefix_middleware_name(namespace, 'secure')}@kubernetescrd",
                message="the router without the HSTS Middleware")
 
 

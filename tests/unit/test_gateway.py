@@ -54,8 +54,8 @@ def test_own_listeners_render_a_listener_set_a_certificate_and_two_routes_and_no
             for entry in listener_set["spec"]["listeners"]] == [
         ("https-0", "shop.example.com", 8443, "HTTPS"), ("https-1", "www.shop.example.com", 8443, "HTTPS")]
     assert listener_set["spec"]["listeners"][0]["tls"] == {
-        "mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop-gateway-tls"}]}
-    certificate = named(rendered, "Certificate", "shop-gateway-tls")
+        "mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "shop.gateway-tls"}]}
+    certificate = named(rendered, "Certificate", "shop.gateway-tls")
     assert certificate["spec"]["dnsNames"] == ["shop.example.com", "www.shop.example.com"]
     assert certificate["spec"]["issuerRef"]["name"] == rendered.plan.issuer_name
     assert certificate["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
@@ -73,7 +73,7 @@ def test_own_listeners_render_a_listener_set_a_certificate_and_two_routes_and_no
     ]
     assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 1}]
 
-    redirect = named(rendered, "HTTPRoute", "shop-http-redirect")
+    redirect = named(rendered, "HTTPRoute", "shop.http-redirect")
     assert redirect["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                                "namespace": "infra", "name": "public", "sectionName": "web"}]
     assert redirect["spec"]["rules"][0]["filters"] == [
@@ -104,7 +104,7 @@ def test_the_gateways_own_listeners_get_routes_only():
     rendered = render(ingress={"hosts": ["shop.example.com"], "gateway": {
         "name": "public", "namespace": "infra", "listeners": "Gateway"}}, tls={"enabled": True})
     assert sorted(k for k in kinds(rendered) if k[0] in ("HTTPRoute", "ListenerSet", "Certificate", "ClusterIssuer")) == [
-        ("HTTPRoute", "shop"), ("HTTPRoute", "shop-http-redirect")]
+        ("HTTPRoute", "shop"), ("HTTPRoute", "shop.http-redirect")]
     assert [ref["sectionName"] for ref in named(rendered, "HTTPRoute", "shop")["spec"]["parentRefs"]] == ["websecure"]
     assert "filters" not in named(rendered, "HTTPRoute", "shop")["spec"]["rules"][0]  # path "/": nothing to strip
 
@@ -113,7 +113,7 @@ def test_plain_http_attaches_to_the_http_listener_with_no_redirect():
     rendered = render(tls={"enabled": False})
     assert [ref["sectionName"] for ref in named(rendered, "HTTPRoute", "shop")["spec"]["parentRefs"]] == ["web"]
     assert [k for k in kinds(rendered) if k[0] in ("ListenerSet", "Certificate")] == []
-    assert ("HTTPRoute", "shop-http-redirect") not in kinds(rendered)
+    assert ("HTTPRoute", "shop.http-redirect") not in kinds(rendered)
     assert rendered.plan.url == "http://shop.example.com/api"
 
 

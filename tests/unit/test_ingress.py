@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi_operator.meta import redirect_https_middleware_name, strip_prefix_middleware_name
 from tests.unit.conftest import by_kind, one
 
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -55,10 +56,10 @@ def test_tls_disabled_means_no_certificate_and_no_redirect(render):
 def test_traefik_strips_the_prefix_with_a_middleware_the_operator_manages(render):
     rendered = render(ingress={"hosts": ["a.example.com"], "path": "/api", "className": "traefik"}, tls=ACME)
     middlewares = {m["metadata"]["name"]: m["spec"] for m in by_kind(rendered, "Middleware")}
-    assert middlewares["hello-strip-prefix"] == {"stripPrefix": {"prefixes": ["/api"]}}
-    assert middlewares["hello-redirect-https"] == {"redirectScheme": {"scheme": "https", "permanent": True}}
+    assert middlewares[strip_prefix_middleware_name("shop", "hello")] == {"stripPrefix": {"prefixes": ["/api"]}}
+    assert middlewares[redirect_https_middleware_name("shop", "hello")] == {"redirectScheme": {"scheme": "https", "permanent": True}}
     main, redirect = by_kind(rendered, "Ingress")
-    assert main["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == "shop-hello-strip-prefix@kubernetescrd"
+    assert main["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == f"shop-{strip_prefix_middleware_name('shop', 'hello')}@kubernetescrd"
     assert main["metadata"]["annotations"][TRAEFIK + "router.entrypoints"] == "websecure"
     # Exactly /api and what is below /api/: Traefik's own Prefix would also take /apix.
     backend = {"service": {"name": "hello", "port": {"number": 80}}}
@@ -67,7 +68,7 @@ def test_traefik_strips_the_prefix_with_a_middleware_the_operator_manages(render
         {"path": "/api/", "pathType": "Prefix", "backend": backend}]
     assert redirect["spec"]["rules"] == main["spec"]["rules"]
     assert redirect["metadata"]["annotations"][TRAEFIK + "router.entrypoints"] == "web"
-    assert redirect["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == "shop-hello-redirect-https@kubernetescrd"
+    assert redirect["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == f"shop-{redirect_https_middleware_name('shop', 'hello')}@kubernetescrd"
     assert "tls" not in redirect["spec"]
     assert not any(key.startswith(NGINX) for key in main["metadata"]["annotations"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+from fastapi_operator.meta import strip_prefix_middleware_name
 from fastapi_operator.errors import MigrationFailed, MigrationQueued, MigrationRunning, RolloutInProgress
 from fastapi_operator.kube import DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, kind_of
 from fastapi_operator.managed_fields import _without_identity
@@ -99,7 +100,7 @@ def test_while_the_migration_holds_the_routing_keeps_serving_the_old_pods(render
     decision = decide(new.manifests, live, set(live), migration_gate("default", new.migration, []))
     assert decision.deployment is None and decision.start_job is new.migration
     held = {key_of(m) for m in decision.held}
-    assert {(INGRESS, "hello"), (MIDDLEWARE, "hello-strip-prefix")} <= held
+    assert {(INGRESS, "hello"), (MIDDLEWARE, strip_prefix_middleware_name("shop", "hello"))} <= held
     assert isinstance(decision.hold, MigrationRunning)
     # The NetworkPolicy names the port: nothing about it changes with the port.
     assert (NETWORK_POLICY, "hello") not in held and (NETWORK_POLICY, "hello") not in {key_of(m) for m in decision.write}

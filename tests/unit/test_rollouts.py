@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from fastapi_operator.meta import hsts_middleware_name
 from fastapi_operator.api import FastAPIApp
 from fastapi_operator.meta import selector_labels
 from tests.manifests import app_manifest
@@ -152,11 +153,11 @@ def test_bad_pod_settings_are_refused_with_the_field_named(field, value, named):
 
 def test_hsts_on_traefik_is_a_headers_middleware_on_the_https_router(render):
     rendered = render(ingress={**INGRESS, "className": "traefik", "hsts": {"includeSubDomains": True}}, tls=TLS)
-    (hsts,) = [m for m in by_kind(rendered, "Middleware") if m["metadata"]["name"] == "hello-hsts"]
+    (hsts,) = [m for m in by_kind(rendered, "Middleware") if m["metadata"]["name"] == hsts_middleware_name("shop", "hello")]
     assert hsts["spec"] == {"headers": {"customResponseHeaders": {
         "Strict-Transport-Security": "max-age=31536000; includeSubDomains"}}}
     ingress = next(i for i in by_kind(rendered, "Ingress") if i["metadata"]["name"] == "hello")
-    assert "shop-hello-hsts@kubernetescrd" in ingress["metadata"]["annotations"][
+    assert f"shop-{hsts_middleware_name('shop', 'hello')}@kubernetescrd" in ingress["metadata"]["annotations"][
         "traefik.ingress.kubernetes.io/router.middlewares"]
 
 

@@ -25,7 +25,7 @@ from ..kube import (
     JOB, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
 )
 from ..meta import (
-    gateway_tls_name, hsts_middleware_name, install_scope, redirect_https_middleware_name, redirect_ingress_name,
+    gateway_tls_name, hsts_middleware_name, install_scope, legacy_child_names, redirect_https_middleware_name, redirect_ingress_name,
     strip_prefix_middleware_name, tls_secret_name,
 )
 from ..render import Rendered, render_app
@@ -56,12 +56,12 @@ class Outcome:
         return self.error is not None and self.error.retry
 
 
-def possible_children(app_name: str) -> list[Key]:
+def possible_children(namespace: str, app_name: str) -> list[Key]:
     """Every namespaced object an app can own, desired or not, so stale ones can be found."""
     return [
-        (MIDDLEWARE, strip_prefix_middleware_name(app_name)),
-        (MIDDLEWARE, redirect_https_middleware_name(app_name)),
-        (MIDDLEWARE, hsts_middleware_name(app_name)),
+        (MIDDLEWARE, strip_prefix_middleware_name(namespace, app_name)),
+        (MIDDLEWARE, redirect_https_middleware_name(namespace, app_name)),
+        (MIDDLEWARE, hsts_middleware_name(namespace, app_name)),
         (SERVICE, app_name),
         (DEPLOYMENT, app_name),
         (INGRESS, app_name),
@@ -73,6 +73,11 @@ def possible_children(app_name: str) -> list[Key]:
         (NETWORK_POLICY, app_name),
         (AUTOSCALER, app_name),
         (DISRUPTION_BUDGET, app_name),
+        # Names of earlier versions, which could be another app's own: only ever deleted when this
+        # app controls them.
+        (INGRESS, legacy_child_names(app_name)["redirect"]),
+        (HTTP_ROUTE, legacy_child_names(app_name)["redirect"]),
+        (CERTIFICATE, legacy_child_names(app_name)["gateway_tls"]),
     ]
 
 
@@ -166,7 +171,7 @@ class Reconciler:
             installed_since = desired and self.reads.api_missing(key[0])
             return self.reads.get(key[0], app.namespace, key[1], required_api=desired, confirm_absence=installed_since)
 
-        live = {key: look(key) for key in possible_children(app.name)}
+        live = {key: look(key) for key in possible_children(app.namespace, app.name)}
         if contested:
             for key in desired_keys:
                 if live.get(key) is None and key[0] is not CLUSTER_ISSUER:
@@ -225,11 +230,10 @@ class Reconciler:
         for manifest in decision.write:
             key = key_of(manifest)
             if key[0] is CLUSTER_ISSUER:
-                result = self.shared.ensure_issuer(manifest)
-                if result is not None:
+                current[key], applied = self.shared.ensure_issuer(manifest, writer)
+                if applied:
                     observed.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
                                             f"{describe(key[0], key[1], None)}")
-                    current[key] = result
                 continue
             current[key] = writer.write(manifest, live.get(key))
         if job is not None:

@@ -12,15 +12,18 @@ from pydantic import ValidationError
 
 from ..api import FastAPIApp
 from ..errors import Conflict, ReconcileError
-from ..kube import CLUSTER_ISSUER, FASTAPIAPP, HOST_CLAIM, INGRESS_CLASS, Kind
-from ..meta import ANNOTATION_CLAIMED_BY, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE, OPERATOR_NAME
+from ..kube import CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, HOST_CLAIM, INGRESS, INGRESS_CLASS, Kind
+from ..meta import (
+    ANNOTATION_CLAIMED_BY, CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE,
+    OPERATOR_NAME,
+)
 from ..compare import needs_apply
 from ..render.hostclaim import render_host_claim
 from ..render.ingress_class import IngressClassFacts, IngressClasses
 from ..render.issuer import ACME_ISSUER_COMPONENT
 from ..render.plan import plan_app
 from ..settings import Settings
-from .children import uid_of
+from .children import ChildWriter, uid_of
 from .reads import Reads
 
 log = logging.getLogger("fastapi_operator.reconcile")
@@ -35,15 +38,39 @@ def served_hosts(app: FastAPIApp) -> list[str]:
     return sorted(set(app.spec.ingress.hosts)) if app.spec.ingress is not None else []
 
 
-def foreign_claims(app: FastAPIApp, claims: dict[str, dict[str, Any] | None]) -> list[str]:
+def stored_hosts(body: dict[str, Any]) -> list[str]:
+    """The hosts an app's stored spec names, read raw: an app the model refuses (the schema let
+    something through the model does not) still holds the hosts its Ingress serves."""
+    ingress = (body.get("spec") or {}).get("ingress") or {}
+    hosts = ingress.get("hosts") if isinstance(ingress, dict) else None
+    return [host for host in hosts or [] if isinstance(host, str)]
+
+
+def foreign_claims(app: FastAPIApp, claims: dict[str, dict[str, Any] | None], names_owner: bool = False) -> list[str]:
+    """Hosts another namespace holds; who holds them is said only when the platform allows it
+    (setting conflict_names_owner): one tenant learns nothing of another's apps by default."""
     found = []
     for host, claim in claims.items():
         if claim is None or claim["spec"]["namespace"] == app.namespace:
             continue
-        by = (claim["metadata"].get("annotations") or {}).get(ANNOTATION_CLAIMED_BY)
-        owner = f"FastAPIApp {by}" if by else f"namespace {claim['spec']['namespace']}"
-        found.append(f"host {host} is claimed by {owner} (HostClaim {host}, namespace {claim['spec']['namespace']})")
+        if names_owner:
+            by = (claim["metadata"].get("annotations") or {}).get(ANNOTATION_CLAIMED_BY)
+            owner = f"FastAPIApp {by}" if by else f"namespace {claim['spec']['namespace']}"
+            found.append(f"host {host} is claimed by {owner} (HostClaim {host}, namespace "
+                         f"{claim['spec']['namespace']})")
+        else:
+            found.append(f"host {host} is claimed by another namespace (HostClaim {host})")
     return found
+
+
+def valid(bodies: list[dict[str, Any]]) -> list[FastAPIApp]:
+    apps = []
+    for body in bodies:
+        try:
+            apps.append(FastAPIApp.model_validate(body))
+        except ValidationError:
+            continue
+    return apps
 
 
 class SharedObjects:
@@ -57,17 +84,21 @@ class SharedObjects:
         # moment has just decided to rely on.
         self.lock = threading.Lock()
 
-    def ensure_issuer(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        """Apply the shared ClusterIssuer if it is missing or differs; None when it was right."""
+    def ensure_issuer(self, manifest: dict[str, Any], writer: ChildWriter) -> tuple[dict[str, Any], bool]:
+        """The shared ClusterIssuer as it is now, applied if it was missing or differed (the bool),
+        with what anyone else added to its spec reverted: it is the operator's alone, like the
+        guarded parts of a namespaced child, and the writer's Events say so."""
         with self.lock:
             live = self.reads.get(CLUSTER_ISSUER, None, manifest["metadata"]["name"], required_api=True,
                                   confirm_absence=True)
             if live is not None and not is_operator_issuer(live):
                 raise Conflict(f"ClusterIssuer {manifest['metadata']['name']} already exists and was not made "
                                f"by fastapi-operator: delete it, or set spec.tls.clusterIssuer to use it as is")
-            if not needs_apply(manifest, live):
-                return None
-            return self.reads.written(self.kube.apply(manifest, uid=uid_of(live)))
+            applied = needs_apply(manifest, live)
+            if applied:
+                live = self.reads.written(self.kube.apply(manifest, uid=uid_of(live)))
+            assert live is not None
+            return writer.revert_hand_edits(manifest, live), applied
 
     def claim_hosts(self, app: FastAPIApp) -> None:
         """Each host belongs to the namespace whose app served it first (or that an admin
@@ -78,7 +109,7 @@ class SharedObjects:
         with self.lock:
             # No confirmation needed: a claim is created, never applied, so a stale cache meets a 409.
             claims = {host: self.reads.get(HOST_CLAIM, None, host, required_api=True) for host in hosts}
-            if not foreign_claims(app, claims):
+            if not foreign_claims(app, claims, self.settings.conflict_names_owner):
                 for host, claim in claims.items():
                     if claim is None:
                         try:
@@ -87,7 +118,7 @@ class SharedObjects:
                             if error.status != 409:
                                 raise
                             claims[host] = self.kube.get(HOST_CLAIM, None, host)
-        found = foreign_claims(app, claims)
+        found = foreign_claims(app, claims, self.settings.conflict_names_owner)
         if found:
             raise Conflict(
                 "; ".join(found) + ": only FastAPIApps in the claiming namespace may serve a host. Use another "
@@ -104,21 +135,27 @@ class SharedObjects:
         apps = [app for ns in namespaces for app in self.reads.list(FASTAPIAPP, ns)]
         return [app for app in apps if not app["metadata"].get("deletionTimestamp")]
 
-    def valid_apps(self) -> list[FastAPIApp]:
-        apps = []
-        for body in self.list_apps():
-            try:
-                apps.append(FastAPIApp.model_validate(body))
-            except ValidationError:
-                continue
-        return apps
 
     def ingress_classes(self) -> IngressClasses:
         return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.reads.list(INGRESS_CLASS))}
 
-    def issuers_in_use(self, apps: Iterable[FastAPIApp]) -> set[str]:
-        """Issuers the operator makes for these apps, and any an app names in spec.tls.clusterIssuer."""
-        used = set()
+    def issuers_in_use(self, apps: Iterable[FastAPIApp], bodies: list[dict[str, Any]]) -> set[str]:
+        """Issuers the operator makes for these apps, any an app names in spec.tls.clusterIssuer,
+        and any that an Ingress or Certificate made for an app that exists (`bodies`, refused by
+        the model or not) still names: an app whose plan fails now (a spec the model refuses, a
+        cluster-wide problem such as two default IngressClasses) keeps the issuer its children
+        were made with."""
+        existing = {body["metadata"].get("uid") for body in bodies}
+
+        def of_an_app(obj: dict[str, Any]) -> bool:
+            return any(ref.get("uid") in existing for ref in obj["metadata"].get("ownerReferences") or [])
+
+        managed = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+        used = {name for ingress in self.reads.list(INGRESS, label_selector=managed) if of_an_app(ingress)
+                and (name := (ingress["metadata"].get("annotations") or {}).get(CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION))}
+        used |= {ref["name"] for certificate in self.reads.list(CERTIFICATE, label_selector=managed)
+                 if of_an_app(certificate) and (ref := (certificate.get("spec") or {}).get("issuerRef") or {}).get(
+                     "kind") == "ClusterIssuer" and ref.get("name")}
         classes = self.ingress_classes()
         for app in apps:
             try:
@@ -131,14 +168,14 @@ class SharedObjects:
         return used
 
     def _collect(self, kind: Kind, selector: str,
-                 users: Callable[[list[FastAPIApp]], Callable[[dict[str, Any]], bool]], why: str) -> list[str]:
+                 users: Callable[[list[dict[str, Any]]], Callable[[dict[str, Any]], bool]], why: str) -> list[str]:
         """Delete this install's objects of `kind` that no app in its scope uses, each only at the
         resourceVersion that was judged unused. The lock keeps this process's reconciles from
         relying on an object between the check and the delete; the precondition covers
         every other writer."""
         deleted = []
         with self.lock:
-            is_used = users(self.valid_apps())
+            is_used = users(self.list_apps())
             for obj in self.reads.list(kind, label_selector=selector):
                 metadata = obj["metadata"]
                 if is_used(obj):
@@ -153,8 +190,8 @@ class SharedObjects:
         selector = (f"{LABEL_MANAGED_BY}={OPERATOR_NAME},{LABEL_COMPONENT}={ACME_ISSUER_COMPONENT},"
                     f"{LABEL_SCOPE}={self.scope}")
 
-        def users(apps: list[FastAPIApp]) -> Callable[[dict[str, Any]], bool]:
-            used = self.issuers_in_use(apps)
+        def users(apps: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+            used = self.issuers_in_use(valid(apps), apps)
             return lambda issuer: issuer["metadata"]["name"] in used
 
         return self._collect(CLUSTER_ISSUER, selector, users, "no FastAPIApp uses it")
@@ -165,8 +202,8 @@ class SharedObjects:
         namespace-restricted install only judges claims on its own namespaces."""
         selector = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
 
-        def users(apps: list[FastAPIApp]) -> Callable[[dict[str, Any]], bool]:
-            served = {(app.namespace, host) for app in apps for host in served_hosts(app)}
+        def users(apps: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+            served = {(app["metadata"]["namespace"], host) for app in apps for host in stored_hosts(app)}
 
             def is_used(claim: dict[str, Any]) -> bool:
                 namespace = claim["spec"]["namespace"]

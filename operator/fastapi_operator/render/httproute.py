@@ -17,9 +17,7 @@ HSTS_HEADER = "Strict-Transport-Security"
 
 
 def gateway_parent_refs(route: GatewayRoute, sections: tuple[str, ...]) -> list[dict[str, Any]]:
-    facts = route.facts
-    return [{"group": GATEWAY_API_GROUP, "kind": "Gateway", "namespace": facts.namespace, "name": facts.name,
-             "sectionName": section} for section in sections]
+    return route.parent_refs(sections)
 
 
 def listener_set_parent_refs(app: FastAPIApp) -> list[dict[str, Any]]:

@@ -106,9 +106,9 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
     paths = traefik_paths(plan.root_path)
     middlewares = []
     if plan.root_path:
-        middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.name)))
+        middlewares.append(traefik_middleware_ref(app.namespace, strip_prefix_middleware_name(app.namespace, app.name)))
     if plan.tls and app.spec.ingress is not None and app.spec.ingress.hsts is not None:
-        middlewares.append(traefik_middleware_ref(app.namespace, hsts_middleware_name(app.name)))
+        middlewares.append(traefik_middleware_ref(app.namespace, hsts_middleware_name(app.namespace, app.name)))
     annotations = _certificate_annotations(plan)
     if plan.tls:
         annotations[TRAEFIK + "router.entrypoints"] = "websecure"
@@ -119,7 +119,7 @@ def render_traefik_ingresses(app: FastAPIApp, plan: Plan) -> list[dict[str, Any]
         annotations[TRAEFIK + "router.middlewares"] = ",".join(middlewares)
     ingresses = [_ingress(app, plan, app.name, annotations, _rules(app, paths), plan.tls)]
     if plan.tls:
-        redirect = traefik_middleware_ref(app.namespace, redirect_https_middleware_name(app.name))
+        redirect = traefik_middleware_ref(app.namespace, redirect_https_middleware_name(app.namespace, app.name))
         redirect_annotations = {
             TRAEFIK + "router.entrypoints": "web",
             TRAEFIK + "router.middlewares": redirect,

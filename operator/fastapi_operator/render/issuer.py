@@ -5,18 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..meta import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE, OPERATOR_NAME
-from .httproute import gateway_parent_refs
 from .plan import Acme, Plan
 
 ACME_ISSUER_COMPONENT = "acme-cluster-issuer"
-
-
-def http01_solver(plan: Plan) -> dict[str, Any]:
-    """cert-manager answers challenges the way the app is reached: a temporary Ingress of the app's
-    class, or a temporary HTTPRoute on the Gateway's HTTP listeners."""
-    if plan.gateway is not None:
-        return {"gatewayHTTPRoute": {"parentRefs": gateway_parent_refs(plan.gateway, plan.gateway.http_sections)}}
-    return {"ingress": {"ingressClassName": plan.ingress_class}}
 
 
 def render_cluster_issuer(acme: Acme, plan: Plan) -> dict[str, Any]:
@@ -26,7 +17,7 @@ def render_cluster_issuer(acme: Acme, plan: Plan) -> dict[str, Any]:
         "server": acme.server,
         "email": acme.email,
         "privateKeySecretRef": {"name": acme.issuer_name},
-        "solvers": [{"http01": http01_solver(plan)}],
+        "solvers": [{"http01": acme.solver}],
     }
     if acme.ca_bundle:
         spec["caBundle"] = acme.ca_bundle

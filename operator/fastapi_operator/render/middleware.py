@@ -28,18 +28,18 @@ def render_traefik_middlewares(app: FastAPIApp, plan: Plan) -> list[dict[str, An
     if plan.root_path:
         # StripPrefix also sets X-Forwarded-Prefix for the app.
         middlewares.append(_middleware(
-            app, strip_prefix_middleware_name(app.name), {"stripPrefix": {"prefixes": [plan.root_path]}}
+            app, strip_prefix_middleware_name(app.namespace, app.name), {"stripPrefix": {"prefixes": [plan.root_path]}}
         ))
     if plan.tls:
         middlewares.append(_middleware(
-            app, redirect_https_middleware_name(app.name),
+            app, redirect_https_middleware_name(app.namespace, app.name),
             {"redirectScheme": {"scheme": "https", "permanent": True}},
         ))
     hsts = app.spec.ingress.hsts
     if hsts is not None and plan.tls:
         # The exact header, as on every flavour (Traefik's stsSeconds cannot say max-age=0).
         middlewares.append(_middleware(
-            app, hsts_middleware_name(app.name),
+            app, hsts_middleware_name(app.namespace, app.name),
             {"headers": {"customResponseHeaders": {"Strict-Transport-Security": hsts.header()}}},
         ))
     return middlewares

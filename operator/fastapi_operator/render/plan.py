@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..api import AcmeSpec, FastAPIApp
 from ..errors import InvalidSpec
 from ..meta import acme_cluster_issuer_name, install_scope
 from ..settings import Settings
 from .gateway import (
-    HTTP, HTTPS, GatewayFacts, Gateways, assumed_gateway, gateway_facts, proxy_namespace, requested_gateway,
+    GATEWAY_API_GROUP, HTTP, HTTPS, GatewayFacts, Gateways, assumed_gateway, gateway_facts, proxy_namespace, requested_gateway,
     uses_own_listeners,
 )
 from .ingress_class import IngressClasses, class_facts, class_name, controller_namespace
@@ -38,6 +40,7 @@ class Acme:
     issuer_name: str
     scope: str  # the install that makes and collects the issuer
     ca_bundle: str | None = None
+    solver: dict[str, Any] = field(default_factory=dict)  # how its http01 challenges are answered
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,18 @@ class GatewayRoute:
     own_listeners: bool  # the app's HTTPS listeners in its ListenerSet, rather than the Gateway's
     http_sections: tuple[str, ...]  # the Gateway's HTTP listeners for the app's hosts
     https_sections: tuple[str, ...]  # its HTTPS listeners for them, used unless own_listeners
+
+    def parent_refs(self, sections: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [{"group": GATEWAY_API_GROUP, "kind": "Gateway", "namespace": self.facts.namespace,
+                 "name": self.facts.name, "sectionName": section} for section in sections]
+
+
+def http01_solver(ingress_class: str | None, gateway: GatewayRoute | None) -> dict[str, Any]:
+    """cert-manager answers challenges the way the app is reached: a temporary Ingress of the app's
+    class, or a temporary HTTPRoute on the Gateway's HTTP listeners."""
+    if gateway is not None:
+        return {"gatewayHTTPRoute": {"parentRefs": gateway.parent_refs(gateway.http_sections)}}
+    return {"ingress": {"ingressClassName": ingress_class}}
 
 
 @dataclass(frozen=True)
@@ -128,11 +143,9 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
         facts = class_facts(ingress_class, classes)
         flavour: str | None = facts.flavour
         admitted = controller_namespace(facts, settings.ingress_namespace)
-        route_key = ingress_class
     else:
         ingress_class = flavour = None
         admitted = proxy_namespace(gateway.facts)
-        route_key = gateway.facts.description
     tls = app.spec.tls.enabled
     acme = None
     issuer_name = None
@@ -151,8 +164,9 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
             )
         scope = install_scope(settings.namespaces)
         directory = acme_directory(requested, settings)
-        issuer_name = acme_cluster_issuer_name(directory, email, route_key, scope)
-        acme = Acme(directory.server, email, issuer_name, scope, directory.ca_bundle)
+        solver = http01_solver(ingress_class, gateway)
+        issuer_name = acme_cluster_issuer_name(directory, email, json.dumps(solver, sort_keys=True), scope)
+        acme = Acme(directory.server, email, issuer_name, scope, directory.ca_bundle, solver)
 
     root_path = ingress.path if ingress.path != "/" else None
     scheme = "https" if tls else "http"
