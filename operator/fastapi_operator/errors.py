@@ -76,3 +76,11 @@ class RolloutQueued(ReconcileError):
 
     reason = "RolloutQueued"
     event_type = "Normal"
+
+
+class NotAllowed(ReconcileError):
+    """The spec asks for what the platform's policy does not allow (settings allowed_*,
+    namespace_domains, max_hosts_per_namespace); nothing is made. A changed spec brings it back."""
+
+    reason = "NotAllowed"
+    retry = False

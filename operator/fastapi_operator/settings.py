@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -55,6 +56,18 @@ class Settings(BaseSettings):
         10, ge=1,
         description="Apps whose pods the operator itself changes (a new version's rendering, a changed setting) "
         "that roll at once; the others wait until one is Available. A change to an app's spec is never held.")
+    allowed_acme_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ACME directory URLs apps may name in spec.tls.acme.server, comma-separated; "
+        "empty: Let's Encrypt's production and staging directories and acme_server.")
+    allowed_cluster_issuers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ClusterIssuers apps may name in spec.tls.clusterIssuer, comma-separated; "
+        "empty: any.")
+    namespace_domains: dict[str, list[str]] = Field(
+        default_factory=dict, description="Domains each namespace may serve (a host is the domain or a subdomain), "
+        "as JSON: {\"team-a\": [\"a.example.com\"], \"*\": [\"apps.example.com\"]}; \"*\" covers namespaces not "
+        "listed; empty: any domain.")
+    max_hosts_per_namespace: int | None = Field(
+        None, ge=1, description="Most hosts one namespace may hold (HostClaims); unset: no limit.")
     conflict_names_owner: bool = Field(
         False, description="Whether a Conflict on a host names the namespace and app that hold it; off, it says "
         "only that another namespace does (one tenant learns nothing of another's apps).")
@@ -63,7 +76,13 @@ class Settings(BaseSettings):
         "replicas can stand by (the chart turns it on).")
     lease_namespace: str = Field("default", description="Namespace of the leader Lease (the chart: its own).")
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespace_domains", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        """A flag's value is a string; the variable's is decoded as JSON by pydantic-settings."""
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("namespaces", "allowed_acme_servers", "allowed_cluster_issuers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -88,7 +88,8 @@ def test_every_operator_setting_has_a_value_and_reaches_the_environment():
 
     (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com", "acmeServer": "https://ca.internal/dir",
                                                 "acmeCaBundle": "TUlJQg==", "ingressClass": "traefik",
-                                                "ingressNamespace": "traefik", "gateway": "infra/public"}}),
+                                                "ingressNamespace": "traefik", "gateway": "infra/public",
+                                                "maxHostsPerNamespace": 20}}),
                                  "Deployment")
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {f"FASTAPI_OPERATOR_{name.upper()}" for name in Settings.model_fields}

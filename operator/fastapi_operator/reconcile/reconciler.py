@@ -37,6 +37,7 @@ from ..status import CERTIFICATE_AT_GATEWAY, availability, foreign_certificate, 
 from .children import ChildWriter, describe, is_controlled_by, taken
 from .migrations import Gate, jobs_to_prune, migration_gate, step_names
 from .pacing import Pacer, comes_from_operator
+from .policy import refusal
 from .reads import Reads
 from .reporting import Observed, Reporter, reported_reason
 from .rollout import Key, decide, key_of, pods_run_template
@@ -108,6 +109,10 @@ class Reconciler:
             classes = self.ingress_classes() if app.spec.ingress is not None and not gateways else {}
             rendered = render_app(app, self.settings, classes, gateways)
             observed.tls, observed.url = rendered.plan.tls, rendered.plan.url
+            held = self.shared.hosts_held(app.namespace) if self.settings.max_hosts_per_namespace else set()
+            not_allowed = refusal(app, rendered.plan, self.settings, held)
+            if not_allowed is not None:
+                raise not_allowed
             observed.template_generation = (body.get("status") or {}).get("templateGeneration")
             children = self.sync(app, rendered, observed, refused_before=reported_reason(body))
             observed.deployment = children.get((DEPLOYMENT, name))

@@ -126,6 +126,10 @@ class SharedObjects:
                 f"namespace {app.namespace} by editing the HostClaim's spec.namespace"
             )
 
+    def hosts_held(self, namespace: str) -> set[str]:
+        return {claim["metadata"]["name"] for claim in self.reads.list(HOST_CLAIM)
+                if (claim.get("spec") or {}).get("namespace") == namespace}
+
     # Collection: cluster-scoped objects can't be owned by namespaced apps, so they are
     # reference-counted from the apps that exist now, with no finalizer, so an app never waits
     # on a stopped operator.
