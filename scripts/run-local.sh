@@ -8,7 +8,11 @@ export FASTAPI_OPERATOR_CLUSTER_DIR=$state
 
 if [[ ${1:-} == down ]]; then
   if [[ -f "$state/operator.pid" ]]; then
-    kill "$(cat "$state/operator.pid")" 2>/dev/null || true
+    pid=$(cat "$state/operator.pid")
+    kill "$pid" 2>/dev/null || true
+    # Gone before the control plane goes, so nothing is left running when this returns.
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$state/operator.pid"
   fi
   .venv/bin/python tests/controlplane/cluster.py down
@@ -22,11 +26,16 @@ kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 if [[ ! -f "$state/operator.pid" ]] || ! kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
   # A free port for /healthz: 8080 is often taken on a laptop.
   port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The examples' apps name no IngressClass: the operator's ingress_class setting gives them one, as
+  # the tests' operator has it.
   KUBECONFIG="$state/operator.kubeconfig" nohup .venv/bin/fastapi-operator run --liveness-port "$port" \
+    --ingress-class nginx \
     >"$state/logs/operator.log" 2>&1 &
   echo $! >"$state/operator.pid"
 fi
 
+# The IngressClasses a platform team would have set up (the tests' own); no controller serves them here.
+kubectl apply --server-side --field-manager fastapi-operator-run -f tests/integration/ingress-classes.yaml >/dev/null
 kubectl create namespace examples --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n examples -f examples/hello/fastapiapp.yaml -f examples/hello/fastapiapp-full.yaml
 # The Certificate stays pending here (no cert-manager controller), so wait for Available, not Ready.

@@ -60,16 +60,21 @@ def class_name(requested: str | None, setting: str | None, classes: IngressClass
     if defaults:
         raise InvalidSpec(f"the cluster marks several IngressClasses as default ({', '.join(defaults)}): "
                           f"set spec.ingress.className to one of them")
+    if not classes:
+        raise InvalidSpec("spec.ingress.className is not set and the cluster has no IngressClass at all: install an "
+                          "ingress controller (Traefik, ingress-nginx; it creates its IngressClass), then set "
+                          "spec.ingress.className to its class, or set the operator's ingress_class setting")
     raise InvalidSpec("spec.ingress.className is not set, the operator has no ingress_class setting and the "
                       f"cluster has no default IngressClass: set spec.ingress.className to one of "
-                      f"{', '.join(sorted(classes)) or '(none: install an ingress controller)'}")
+                      f"{', '.join(sorted(classes))}")
 
 
 def class_facts(name: str, classes: IngressClasses) -> IngressClassFacts:
     facts = classes.get(name)
     if facts is None:
-        raise InvalidSpec(f"spec.ingress.className: IngressClass {name!r} does not exist: use one of "
-                          f"{', '.join(sorted(classes)) or '(none: install an ingress controller)'}")
+        raise InvalidSpec(f"spec.ingress.className: IngressClass {name!r} does not exist: "
+                          + (f"use one of {', '.join(sorted(classes))}" if classes else
+                             "the cluster has no IngressClass at all; install an ingress controller, which creates one"))
     return facts
 
 
