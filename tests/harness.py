@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import yaml
 from kubernetes import client, config
 
+from fastapi_operator.kinds import CHILDREN, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS
 from fastapi_operator.kube import FASTAPIAPP, Kind, Kube
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,9 +80,9 @@ class Cluster:
 MUTATING_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 # What the operator writes. Child status subresources are excluded: their controllers
 # (Deployment, HPA) own them; the FastAPIApp's status is the operator's and is counted.
-OPERATOR_RESOURCES = {"fastapiapps", "deployments", "services", "ingresses", "networkpolicies",
-                      "horizontalpodautoscalers", "middlewares", "clusterissuers", "poddisruptionbudgets", "jobs",
-                      "hostclaims", "httproutes", "listenersets", "ingressclasses", "gateways"}
+# Certificates are left out: cert-manager's ingress-shim writes them too.
+OPERATOR_RESOURCES = ({child.kind.plural for child in CHILDREN} - {"certificates"}) | {
+    kind.plural for kind in (FASTAPIAPP, CLUSTER_ISSUER, HOST_CLAIM, INGRESS_CLASS, GATEWAY)}
 SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 
 

@@ -86,6 +86,13 @@ def _crd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rbac(args: argparse.Namespace, settings: Settings) -> int:
+    from .crd import chart_rbac_template
+
+    sys.stdout.write(chart_rbac_template())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastapi-operator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,9 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     crd.add_argument("--helm-template", action="store_true", help="every CRD, as the chart's template")
     crd.set_defaults(action=_crd)
 
+    rbac = commands.add_parser("rbac", help="print the chart's namespaced RBAC rules, from the registry of child kinds")
+    rbac.set_defaults(action=_rbac)
+
     args = parser.parse_args(argv)
     try:
-        settings = _settings(args) if args.command != "crd" else Settings()
+        settings = _settings(args) if args.command not in ("crd", "rbac") else Settings()
     except ValidationError as error:
         from .api import describe_validation_error
 

@@ -11,14 +11,19 @@ import datetime
 import json
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .api import API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, KIND, PLURAL
+from .api import API_VERSION, KIND
 from .errors import MissingAPI
+# The kinds live in kinds.py, the one registry; imported here for the modules that use both.
+from .kinds import (  # noqa: F401
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, EVENT, FASTAPIAPP, GATEWAY, HOST_CLAIM,
+    HTTP_ROUTE, INGRESS, INGRESS_CLASS, JOB, KINDS, LEASE, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE,
+    WATCHED_CHILD_KINDS, Kind,
+)
 from .meta import FIELD_MANAGER, OPERATOR_NAME
 
 
@@ -46,54 +51,6 @@ def apply_body(body: Any) -> bytes:
     an env value); the characters are only ever inside strings, where the escapes are valid."""
     text = json.dumps(body, ensure_ascii=False)
     return YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
-
-
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
-
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        root = f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
-        if self.namespaced and namespace:
-            root += f"/namespaces/{namespace}"
-        root += f"/{self.plural}"
-        return f"{root}/{name}" if name else root
-
-
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
-SERVICE = Kind("v1", "Service", "services")
-INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
-INGRESS_CLASS = Kind("networking.k8s.io/v1", "IngressClass", "ingressclasses", namespaced=False)
-NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
-AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-MIDDLEWARE = Kind("traefik.io/v1alpha1", "Middleware", "middlewares")
-CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", namespaced=False)
-CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
-DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-JOB = Kind("batch/v1", "Job", "jobs")
-HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
-LISTENER_SET = Kind("gateway.networking.k8s.io/v1", "ListenerSet", "listenersets")
-GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
-FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
-HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
-LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
-EVENT = Kind("v1", "Event", "events")
-
-KINDS = {(k.api_version, k.kind): k for k in (
-    DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
-    CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS, LEASE,
-    HTTP_ROUTE, LISTENER_SET, GATEWAY,
-)}
-# Children of a FastAPIApp that the operator watches, by label, to repair drift in seconds.
-WATCHED_CHILD_KINDS = (DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, DISRUPTION_BUDGET, JOB,
-                       HTTP_ROUTE, LISTENER_SET)
 
 
 def kind_of(manifest: dict[str, Any]) -> Kind:

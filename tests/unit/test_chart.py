@@ -131,3 +131,14 @@ def test_notes_point_to_the_argocd_health_check():
     with helm.Chart.load(CHART) as chart:
         notes = chart.render({}, name="fo", namespace="x")["fastapi-operator/templates/NOTES.txt"]
     assert "resource.customizations.health.fastapi-operator.dev_FastAPIApp" in notes
+
+
+def test_the_charts_namespaced_rights_are_generated_from_the_registry_of_child_kinds():
+    from fastapi_operator.crd import chart_rbac_template
+    from fastapi_operator.kinds import CHILDREN
+
+    committed = (Path(__file__).resolve().parents[2] / "charts" / "fastapi-operator" / "templates"
+                 / "_namespaced_rules.tpl").read_text()
+    assert committed == chart_rbac_template(), "run `make crd`: the chart's RBAC differs from kinds.py"
+    namespaced = {r for rule in rules(render({"operator": {"namespaces": ["shop"]}})) for r in rule["resources"]}
+    assert {child.kind.plural for child in CHILDREN} <= namespaced

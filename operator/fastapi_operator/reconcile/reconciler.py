@@ -21,19 +21,17 @@ from ..cache import Cache
 from ..compare import changes_pod_template
 from ..errors import Conflict, InvalidSpec, ReconcileError
 from ..kube import (
-    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, GATEWAY, HTTP_ROUTE, INGRESS,
-    JOB, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, Kube, api_message, is_namespace_terminating, kind_of,
+    CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, GATEWAY, HTTP_ROUTE, INGRESS, JOB, LISTENER_SET, Kube,
+    api_message, is_namespace_terminating, kind_of,
 )
-from ..meta import (
-    gateway_tls_name, hsts_middleware_name, install_scope, legacy_child_names, redirect_https_middleware_name, redirect_ingress_name,
-    strip_prefix_middleware_name, tls_secret_name,
-)
+from ..meta import gateway_tls_name, install_scope, tls_secret_name
 from ..render import Rendered, render_app
 from ..render.gateway import GatewayFacts, Gateways, requested_gateway
 from ..render.ingress_class import IngressClasses
 from ..render.migration import migration_selector
 from ..settings import Settings
 from ..status import CERTIFICATE_AT_GATEWAY, availability, foreign_certificate, gateway_readiness
+from ..kinds import possible_children
 from .children import ChildWriter, describe, is_controlled_by, taken
 from .migrations import Gate, jobs_to_prune, migration_gate, step_names
 from .pacing import Pacer, comes_from_operator
@@ -55,31 +53,6 @@ class Outcome:
     @property
     def retry(self) -> bool:
         return self.error is not None and self.error.retry
-
-
-def possible_children(namespace: str, app_name: str) -> list[Key]:
-    """Every namespaced object an app can own, desired or not, so stale ones can be found."""
-    return [
-        (MIDDLEWARE, strip_prefix_middleware_name(namespace, app_name)),
-        (MIDDLEWARE, redirect_https_middleware_name(namespace, app_name)),
-        (MIDDLEWARE, hsts_middleware_name(namespace, app_name)),
-        (SERVICE, app_name),
-        (DEPLOYMENT, app_name),
-        (INGRESS, app_name),
-        (INGRESS, redirect_ingress_name(app_name)),
-        (CERTIFICATE, gateway_tls_name(app_name)),
-        (LISTENER_SET, app_name),
-        (HTTP_ROUTE, app_name),
-        (HTTP_ROUTE, redirect_ingress_name(app_name)),
-        (NETWORK_POLICY, app_name),
-        (AUTOSCALER, app_name),
-        (DISRUPTION_BUDGET, app_name),
-        # Names of earlier versions, which could be another app's own: only ever deleted when this
-        # app controls them.
-        (INGRESS, legacy_child_names(app_name)["redirect"]),
-        (HTTP_ROUTE, legacy_child_names(app_name)["redirect"]),
-        (CERTIFICATE, legacy_child_names(app_name)["gateway_tls"]),
-    ]
 
 
 class Reconciler:

@@ -22,13 +22,10 @@ from typing import Any
 
 from ..compare import changes_pod_template, needs_apply
 from ..errors import ReconcileError, RolloutInProgress
-from ..kube import (
-    CLUSTER_ISSUER, DEPLOYMENT, HTTP_ROUTE, INGRESS, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE, Kind, kind_of,
-)
+from ..kube import CLUSTER_ISSUER, DEPLOYMENT, Kind, kind_of
 from .migrations import Gate
 
-# The children whose content the running pods depend on, and which so move with them.
-ROLLS_WITH_PODS = frozenset({SERVICE, NETWORK_POLICY, INGRESS, HTTP_ROUTE, MIDDLEWARE, LISTENER_SET})
+from ..kinds import ROLLS_WITH_PODS  # the children the running pods depend on: they move with them
 
 Key = tuple[Kind, str]
 

@@ -1,0 +1,1 @@
+"""fastapi-operator: FastAPI apps on Kubernetes, the way FastAPI's deployment guide says."""

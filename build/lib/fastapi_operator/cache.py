@@ -1,0 +1,350 @@
+"""What the operator knows of the cluster between requests: one list-then-watch per kind, the way
+client-go's informers work, so a reconcile reads apps and children from memory and a cluster
+where nothing changes costs no GET or LIST at all.
+
+Why not kopf's watches or indexes: kopf filters labels on its side, so it would stream every
+Deployment, Service and Job in the cluster to find the operator's; its indexes give no signal
+that an initial listing is complete, which a cache must have before anything is decided from a
+list (a not-yet-listed cache holds no apps, and every ClusterIssuer would look unused).
+
+Staleness is handled where a write depends on it (reconcile.py): an object the cache does not
+hold is made with a create-only apply, which the API server refuses when the name is taken;
+deletes carry the resourceVersion or uid they were judged at; server-side apply only ever sets
+the operator's own fields. So a lagging cache costs at worst a needless write, never someone
+else's update.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from kubernetes.client.exceptions import ApiException
+
+from .kube import (
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
+    is_missing_resource_type, kind_of,
+)
+from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
+from .settings import Settings
+
+log = logging.getLogger("fastapi_operator.cache")
+
+# The API server ends each watch after this long (plus jitter, so informers do not reconnect in step).
+WATCH_SECONDS = 240
+# Without a byte for this long the connection is taken for dead: bookmarks arrive about every minute.
+READ_TIMEOUT_SECONDS = WATCH_SECONDS + 60
+RECONNECT_FIRST_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 2.0
+# A kind whose API the cluster does not serve (cert-manager or Traefik not installed yet) is
+# asked again at most this often, and only when a reconcile or a resync needs it.
+MISSING_API_RECHECK_SECONDS = 10.0
+
+ObjectKey = tuple[str | None, str]  # (namespace or None, name)
+# Called on the informer's thread for every change after the first listing: ADDED, MODIFIED, DELETED.
+ChangeCallback = Callable[[Kind, str, dict[str, Any]], None]
+
+
+def _key(obj: dict[str, Any]) -> ObjectKey:
+    metadata = obj["metadata"]
+    return metadata.get("namespace"), metadata["name"]
+
+
+def _newer(candidate: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """resourceVersions are opaque, but etcd's are integers; compare them when they are."""
+    if held is None:
+        return True
+    new, old = candidate["metadata"].get("resourceVersion", ""), held["metadata"].get("resourceVersion", "")
+    if new.isdigit() and old.isdigit():
+        return int(new) >= int(old)
+    return True
+
+
+def matches(obj: dict[str, Any], selector: str | None) -> bool:
+    """Equality-based label selectors (`a=b,c=d`), the only kind the operator uses."""
+    if not selector:
+        return True
+    labels = obj["metadata"].get("labels") or {}
+    return all(labels.get(key) == value for key, _, value in (term.partition("=") for term in selector.split(",")))
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One stream: a kind, optionally in one namespace, optionally label-selected."""
+
+    kind: Kind
+    namespace: str | None = None
+    label_selector: str | None = None
+
+
+class Informer:
+    def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
+                 compact: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """`compact` makes what is kept of each object: the less memory, the better."""
+        self.kube = kube
+        self.source = source
+        self.on_change = on_change
+        self.compact = compact
+        self.objects: dict[ObjectKey, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.synced = threading.Event()  # listed once (or the API is known to be missing)
+        self.missing_api = False
+        self._recheck = threading.Event()
+        self._last_check = 0.0
+        self._stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"watch-{source.kind.plural}-{source.namespace or 'all'}")
+
+    def describe(self) -> str:
+        return f"watch of {self.source.kind.plural} in {self.source.namespace or 'all namespaces'}"
+
+    # Reads, from any thread.
+    def get(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.objects.get((namespace, name))
+
+    def list(self, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            objects = list(self.objects.values())
+        return [obj for obj in objects
+                if (namespace is None or obj["metadata"].get("namespace") == namespace) and matches(obj, label_selector)]
+
+    def observe(self, obj: dict[str, Any]) -> None:
+        """A write's answer, so the next reconcile does not wait for the watch to see it."""
+        if not matches(obj, self.source.label_selector):
+            return
+        kept = self.compact(obj)
+        with self.lock:
+            if _newer(kept, self.objects.get(_key(kept))):
+                self.objects[_key(kept)] = kept
+
+    def recheck_missing_api(self) -> None:
+        if self.missing_api and time.monotonic() - self._last_check >= MISSING_API_RECHECK_SECONDS:
+            self._recheck.set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._recheck.set()
+
+    # The stream, on the informer's own thread.
+    def _run(self) -> None:
+        delay = RECONNECT_FIRST_SECONDS
+        resource_version: str | None = None
+        while not self._stopped.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self._list()
+                    if resource_version is None:  # no such API: wait until someone needs it
+                        self._recheck.wait()
+                        self._recheck.clear()
+                        continue
+                resource_version = self._watch(resource_version)
+                delay = RECONNECT_FIRST_SECONDS
+            except _Gone:
+                resource_version = None
+            except ApiException as error:  # refused (RBAC?) or gone (a CRD deleted): loud, and listed again
+                resource_version = None
+                log.warning(f"{self.describe()}: the API server answered {error.status} {error.reason}; "
+                            f"again in {delay:.1f} s")
+                self._stopped.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+            except Exception as error:  # the API server is away: try again soon
+                if not self._stopped.is_set():
+                    log.debug(f"{self.describe()} interrupted ({error!r}); again in {delay:.1f} s")
+                self._stopped.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    def _list(self) -> str | None:
+        kind, namespace = self.source.kind, self.source.namespace
+        self._last_check = time.monotonic()
+        query = [("labelSelector", self.source.label_selector)] if self.source.label_selector else []
+        try:
+            answer = self.kube.request("GET", kind.path(namespace), query=query)
+        except ApiException as error:
+            if error.status == 404 and is_missing_resource_type(error):
+                self.missing_api = True
+                self.synced.set()
+                return None
+            raise
+        listed = {_key(obj): self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind})
+                  for obj in answer.get("items", [])}
+        with self.lock:
+            previous, self.objects = self.objects, listed
+        was_synced, was_missing = self.synced.is_set(), self.missing_api
+        self.missing_api = False
+        if was_missing:
+            # A kind whose API just appeared: everything in it is news.
+            for obj in listed.values():
+                self.on_change(kind, "ADDED", obj)
+        elif was_synced:
+            log.info(f"{kind.plural} listed again: the watch fell too far behind")
+            # What changed while the watch was away reaches the handlers as if it had been watched.
+            for key, obj in listed.items():
+                old = previous.get(key)
+                if old is None or old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                    self.on_change(kind, "MODIFIED" if old else "ADDED", obj)
+            for key, obj in previous.items():
+                if key not in listed:
+                    self.on_change(kind, "DELETED", obj)
+        self.synced.set()
+        return answer["metadata"]["resourceVersion"]
+
+    def _watch(self, resource_version: str) -> str:
+        for event in self.kube.watch(self.source.kind, self.source.namespace, self.source.label_selector,
+                                     resource_version, WATCH_SECONDS + random.randint(0, 30), READ_TIMEOUT_SECONDS):
+            if self._stopped.is_set():
+                break
+            kind, event_type, obj = self.source.kind, event["type"], event["object"]
+            if event_type == "ERROR":
+                if obj.get("code") == 410:
+                    raise _Gone()
+                raise RuntimeError(f"watch error: {obj.get('message')}")
+            resource_version = obj["metadata"]["resourceVersion"]
+            if event_type == "BOOKMARK":
+                continue
+            obj = self.compact(obj)
+            with self.lock:
+                if event_type == "DELETED":
+                    self.objects.pop(_key(obj), None)
+                elif _newer(obj, self.objects.get(_key(obj))):
+                    self.objects[_key(obj)] = obj
+            self.on_change(kind, event_type, obj)
+        return resource_version
+
+
+def _interned(value: Any) -> Any:
+    """The same structure with every key interned. Each watch event is decoded on its own, so
+    1,000 Deployments would otherwise hold 1,000 copies of every field name."""
+    if isinstance(value, dict):
+        return {sys.intern(key): _interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interned(item) for item in value]
+    return value
+
+
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """For kinds the operator never compares field by field: managedFields are most of their bytes."""
+    metadata = obj.get("metadata") or {}
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    metadata = {k: v for k, v in metadata.items() if k not in ("managedFields", "annotations")}
+    if annotations:
+        metadata["annotations"] = annotations
+    return _interned({**obj, "metadata": metadata})
+
+
+def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """For children: who set which field of the object itself is compared (managed_fields.py),
+    who set its status (the controllers' share of managedFields) never is."""
+    metadata = obj.get("metadata") or {}
+    entries = metadata.get("managedFields")
+    if entries and any(entry.get("subresource") for entry in entries):
+        metadata = {**metadata, "managedFields": [entry for entry in entries if not entry.get("subresource")]}
+    return _interned({**obj, "metadata": metadata})
+
+
+class Cache:
+    """Every informer the operator runs, and reads by kind."""
+
+    def __init__(self, kube: Kube, sources: list[tuple[Source, bool]], on_change: ChangeCallback) -> None:
+        """`sources`: each stream, and whether its objects' managedFields are kept (children
+        are compared field by field with what other managers set; the rest never are)."""
+        self.informers: dict[Kind, list[Informer]] = {}
+        for source, keep_managed_fields in sources:
+            compact = without_subresource_fields if keep_managed_fields else without_managed_fields
+            informer = Informer(kube, source, on_change, compact)
+            self.informers.setdefault(source.kind, []).append(informer)
+
+    def start(self) -> None:
+        for informer in self._all():
+            informer.start()
+
+    def stop(self) -> None:
+        for informer in self._all():
+            informer.stop()
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for informer in self._all():
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not informer.synced.wait(left):
+                return False
+        return True
+
+    def unsynced(self) -> list[str]:
+        return [informer.describe() for informer in self._all() if not informer.synced.is_set()]
+
+    def watches(self, kind: Kind) -> bool:
+        return kind in self.informers
+
+    def _all(self) -> Iterator[Informer]:
+        for informers in self.informers.values():
+            yield from informers
+
+    def _for(self, kind: Kind, namespace: str | None) -> list[Informer]:
+        informers = self.informers.get(kind, [])
+        if namespace is None or not kind.namespaced:
+            return informers
+        return [i for i in informers if i.source.namespace in (None, namespace)]
+
+    def api_missing(self, kind: Kind) -> bool:
+        """The cluster did not serve this kind when it was last asked."""
+        informers = self.informers.get(kind, [])
+        return bool(informers) and all(informer.missing_api for informer in informers)
+
+    def recheck(self, kind: Kind) -> None:
+        """If the cluster did not serve this kind when last asked, ask again (at most every few seconds)."""
+        for informer in self.informers.get(kind, []):
+            informer.recheck_missing_api()
+
+    def recheck_missing_apis(self) -> None:
+        for informer in self._all():
+            informer.recheck_missing_api()
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        for informer in self._for(kind, namespace):
+            obj = informer.get(namespace if kind.namespaced else None, name)
+            if obj is not None:
+                return obj
+        return None
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return [obj for informer in self._for(kind, namespace) for obj in informer.list(namespace, label_selector)]
+
+    def observe(self, obj: dict[str, Any] | None) -> None:
+        if not obj or "metadata" not in obj:
+            return
+        try:
+            kind = kind_of(obj)
+        except KeyError:
+            return
+        for informer in self._for(kind, obj["metadata"].get("namespace")):
+            informer.observe(obj)
+
+
+def watched_sources(settings: Settings) -> list[tuple[Source, bool]]:
+    """Every stream the operator reads from, and whether it keeps managedFields (needed where the
+    operator compares an object field by field with what it applied)."""
+    children = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+    sources: list[tuple[Source, bool]] = []
+    for namespace in settings.namespaces or [None]:
+        sources.append((Source(FASTAPIAPP, namespace), False))
+        sources += [(Source(kind, namespace, children), True) for kind in WATCHED_CHILD_KINDS]
+        # Not label-selected: cert-manager's ingress-shim makes an app's Certificate, unlabelled.
+        sources.append((Source(CERTIFICATE, namespace), True))
+    # Cluster-wide: the platform's Gateways and classes, ClusterIssuers (an app may name any) and
+    # HostClaims (an admin's carry no label).
+    sources += [(Source(kind), kind is CLUSTER_ISSUER) for kind in (INGRESS_CLASS, GATEWAY, CLUSTER_ISSUER, HOST_CLAIM)]
+    return sources

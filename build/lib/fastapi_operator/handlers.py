@@ -1,0 +1,216 @@
+"""kopf runs the operator's life (startup, cleanup, the liveness endpoint); the cache's watches
+(cache.py) feed the work queue. Every change to an app, a child or an object an app depends on
+queues the apps it concerns.
+
+No create/update/delete handlers and no finalizers: those make kopf write bookkeeping
+annotations on the FastAPIApp, and a reconcile that has nothing to do must write nothing.
+Level-based instead: the queue's reconcile compares the whole desired state with the cached one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from typing import Any, Callable, Coroutine
+
+import kopf
+
+from .api import KIND
+from .cache import Cache, watched_sources
+from .kube import (
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
+    load_api_client,
+)
+from .leadership import LeaderElector
+from .reconcile import Reconciler
+from .settings import Settings
+from .workqueue import WorkQueue
+
+log = logging.getLogger("fastapi_operator.handlers")
+# A child's progress reports within this long make one reconcile of its app: a new
+# Deployment's status alone moves three times in its first second, each a status write.
+PROGRESS_SETTLE_SECONDS = 0.5
+
+
+def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind:
+            return ref.get("name")
+    return None
+
+
+def _reports_progress(event_type: str, obj: dict[str, Any]) -> bool:
+    """A status update on a spec its controller has already seen (a Deployment's pods coming
+    up), not an edit: an edit bumps the generation past what the status has observed."""
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return event_type == "MODIFIED" and observed is not None and observed == obj["metadata"].get("generation")
+
+
+def _ingress(app: dict[str, Any]) -> dict[str, Any]:
+    return (app.get("spec") or {}).get("ingress") or {}
+
+
+class Runtime:
+    """What the handlers share, kept in kopf's memo."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        # Each watch holds a connection for minutes: they get a pool of their own, so the
+        # reconciles' requests never queue behind them or open a connection per request.
+        sources = watched_sources(settings)
+        watches = Kube(load_api_client(len(sources), retries=False))
+        kube = Kube(load_api_client(settings.workers))
+        self.cache = Cache(watches, sources, self._changed_on_watch_thread)
+        self.reconciler = Reconciler(kube, settings, self.cache)
+        self.queue = WorkQueue(self._process, settings.workers)
+        # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
+        self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
+        # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
+        self.own_status_versions: dict[tuple[str, str], str] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            self.queue.pause()
+            identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+            self.elector = LeaderElector(kube, settings.lease_namespace, identity,
+                                         on_started=self._lead, on_stopped=self._stand_by)
+
+    async def begin(self) -> None:
+        """Nothing is decided before every watch has listed once: an unlisted cache holds no
+        apps, and every shared object would look unused."""
+        self.cache.start()
+        while not await asyncio.to_thread(self.cache.wait_synced, 30):
+            log.warning(f"still waiting for the first listing of {', '.join(self.cache.unsynced())}; "
+                        f"nothing is reconciled until then")
+        log.info("caches filled: reconciling from the watches")
+        self.queue.start()
+        if self.elector is not None:
+            self._spawn(self.elector.run())
+        else:
+            self.queue_every_app("startup")
+        await self.resync_forever()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _wake(self, keys: list[Any]) -> None:
+        for key in keys:
+            self.queue.add(key)
+
+    def _changed_on_watch_thread(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.changed, kind, event_type, obj)
+
+    def changed(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
+        """Which apps a watched change concerns; they are queued (on the event loop)."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace")
+        if kind is FASTAPIAPP:
+            key = (namespace, metadata["name"])
+            if event_type == "DELETED":
+                self.own_status_versions.pop(key, None)
+                self._spawn(self.collect_unused_shared_objects())
+            elif self.own_status_versions.get(key) != metadata.get("resourceVersion"):
+                self.queue.add(key)
+        elif kind is CERTIFICATE:
+            # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
+            # app's Ingress (named after the app) its controller; an app's Gateway listeners have a
+            # Certificate the app itself controls.
+            owner = _controller_name(obj, "Ingress") or _controller_name(obj, KIND)
+            if owner:
+                self.queue.add((namespace, owner))
+        elif kind in WATCHED_CHILD_KINDS:
+            # A child edited or deleted by someone: its app is reconciled now, not at the next
+            # resync. A controller reporting progress on a spec it has seen: within a moment,
+            # once for the whole burst.
+            owner = _controller_name(obj, KIND)
+            if owner and _reports_progress(event_type, obj):
+                self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
+            elif owner:
+                self.queue.add((namespace, owner))
+        elif kind is HOST_CLAIM:
+            # A claim made, released or reassigned: the apps that serve the host learn whether they may.
+            host = metadata["name"]
+            self.queue_apps(lambda app: host in _ingress(app).get("hosts", []), f"HostClaim {host}")
+        elif kind is CLUSTER_ISSUER:
+            # Deleted or edited by hand, or made by a user for spec.tls.clusterIssuer: any app with
+            # an ingress may use it, and the ones that do put it back or move on.
+            self.queue_apps(lambda app: bool(_ingress(app)), f"ClusterIssuer {metadata['name']}")
+        elif kind in (INGRESS_CLASS, GATEWAY):
+            # An IngressClass or Gateway can change any app's flavour, admitted namespace, routes or readiness.
+            self.queue_apps(lambda app: True, f"{kind.kind} {metadata['name']}")
+
+    @property
+    def active(self) -> bool:
+        """Reconciling and collecting: always, or, with leader election, while holding the Lease."""
+        return self.elector is None or self.elector.leading
+
+    async def _lead(self) -> None:
+        self.queue.resume()
+        self.queue_every_app("leadership taken")
+        await self.collect_unused_shared_objects()
+
+    async def _stand_by(self) -> None:
+        self.queue.pause()
+
+    async def _process(self, key: Any) -> bool:
+        outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+        if outcome is None:
+            self.own_status_versions.pop(key, None)
+            return False
+        if outcome.status_resource_version:
+            self.own_status_versions[key] = outcome.status_resource_version
+        return outcome.retry
+
+    def queue_every_app(self, why: str) -> None:
+        """A routine check of every app (startup, leadership, resync): behind what changes ask for."""
+        self.queue_apps(lambda app: True, why, background=True)
+
+    def queue_apps(self, concerned: Callable[[dict[str, Any]], bool], why: str, background: bool = False) -> None:
+        queued = 0
+        for app in self.reconciler.list_apps():
+            if concerned(app):
+                self.queue.add((app["metadata"]["namespace"], app["metadata"]["name"]), background)
+                queued += 1
+        log.debug(f"{queued} apps queued: {why}")
+
+    async def resync_forever(self) -> None:
+        # Issuers and claims left behind by apps deleted while the operator was down go at startup.
+        await self.collect_unused_shared_objects()
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            self.queue_every_app("resync")
+            self.cache.recheck_missing_apis()
+            await self.collect_unused_shared_objects()
+
+    async def collect_unused_shared_objects(self) -> None:
+        if not self.active:
+            return  # a standby's view may lag the leader's writes: only the leader deletes
+        try:
+            await asyncio.to_thread(self.reconciler.collect_unused_shared_objects)
+        except Exception:
+            log.exception("could not collect unused ClusterIssuers and HostClaims; trying again later")
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf would otherwise turn every log line of a handler into a Kubernetes Event: a write.
+    settings.posting.enabled = False
+    # kopf watches nothing here (the cache does), so it needs no CRD or namespace scanning, nor its RBAC.
+    settings.scanning.disabled = True
+    runtime = Runtime(memo.settings)
+    memo.runtime = runtime
+    runtime._spawn(runtime.begin())
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    for task in list(runtime.tasks):
+        task.cancel()
+    runtime.cache.stop()
+    await runtime.queue.stop()

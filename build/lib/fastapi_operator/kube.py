@@ -1,0 +1,279 @@
+"""A thin, synchronous REST layer over the kubernetes client's ApiClient.
+
+Every kind the operator touches is listed here with its path, so nothing needs API discovery
+at startup (which costs seconds on a large cluster) and every write goes through `apply`,
+server-side apply with one field manager.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+from typing import Any, Iterator
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from .api import API_VERSION, KIND
+from .errors import MissingAPI
+# The kinds live in kinds.py, the one registry; imported here for the modules that use both.
+from .kinds import (  # noqa: F401
+    AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, DISRUPTION_BUDGET, EVENT, FASTAPIAPP, GATEWAY, HOST_CLAIM,
+    HTTP_ROUTE, INGRESS, INGRESS_CLASS, JOB, KINDS, LEASE, LISTENER_SET, MIDDLEWARE, NETWORK_POLICY, SERVICE,
+    WATCHED_CHILD_KINDS, Kind,
+)
+from .meta import FIELD_MANAGER, OPERATOR_NAME
+
+
+REQUEST_TIMEOUT_SECONDS = 30
+THROTTLED_ATTEMPTS = 5
+THROTTLED_MAX_WAIT_SECONDS = 10.0
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+# What YAML may not carry literally inside a string, though JSON may: DEL, the C1 controls and
+# U+FFFE/U+FFFF, which it forbids, and NEL, LS and PS, which YAML 1.1 folds as line breaks.
+YAML_ESCAPED = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+# An apply that names a resourceVersion is refused (409) unless the object is at that version,
+# and makes the object when there is none. No object is ever at "1": etcd's first write is
+# revision 2, and resourceVersions are the revisions of writes. So this makes an apply create-only.
+NO_OBJECT_RESOURCE_VERSION = "1"
+
+
+def apply_body(body: Any) -> bytes:
+    """A server-side apply body: JSON, which is YAML, with every character literal except those
+    YAML forbids. The client's own encoding escapes everything outside ASCII, and the API server's
+    YAML decoder refuses the surrogate-pair escapes of any character beyond the BMP (an emoji in
+    an env value); the characters are only ever inside strings, where the escapes are valid."""
+    text = json.dumps(body, ensure_ascii=False)
+    return YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
+
+
+def kind_of(manifest: dict[str, Any]) -> Kind:
+    return KINDS[(manifest["apiVersion"], manifest["kind"])]
+
+
+def missing_api_error(kind: Kind) -> MissingAPI:
+    return MissingAPI(
+        f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
+        f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
+        f"Middleware, the Gateway API's standard channel for HTTPRoute and ListenerSet, the operator's crds/ "
+        f"for HostClaim), or change the spec so the app does not need it"
+    )
+
+
+def is_missing_resource_type(error: ApiException) -> bool:
+    """A 404 for an unknown resource type, as opposed to a 404 for an object that is absent."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except ValueError:
+        return True
+    return not details.get("name")
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api = api_client
+
+    def request(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+                content_type: str = "application/json") -> Any:
+        if content_type == APPLY_PATCH and body is not None:
+            body = apply_body(body)
+        request = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or [], body=body,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
+        for attempt in range(THROTTLED_ATTEMPTS):
+            response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            data = response.read()
+            if response.status == 429 and attempt + 1 < THROTTLED_ATTEMPTS:
+                # API Priority and Fairness turned the request away: wait as long as it asks.
+                time.sleep(retry_after_seconds(response.getheader("Retry-After"), attempt))
+                continue
+            break
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+        return json.loads(data) if data else None
+
+    def watch(self, kind: Kind, namespace: str | None, label_selector: str | None, resource_version: str,
+              timeout_seconds: int, read_timeout_seconds: float) -> Iterator[dict[str, Any]]:
+        """The watch events after `resource_version`, bookmarks included, until the server ends the stream."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        request = self.api.param_serialize(method="GET", resource_path=kind.path(namespace), query_params=query,
+                                           header_params={"Accept": "application/json"},
+                                           auth_settings=["BearerToken"])
+        response = self.api.call_api(*request, _request_timeout=(REQUEST_TIMEOUT_SECONDS, read_timeout_seconds))
+        try:
+            if not 200 <= response.status < 300:
+                raise ApiException(status=response.status, reason=response.reason,
+                                   body=response.read().decode(errors="replace"))
+            for line in response.response:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.response.release_conn()
+
+    def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
+        """The object, or None when it (or, unless `required_api`, its whole API) is absent."""
+        try:
+            return self.request("GET", kind.path(namespace, name))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            if required_api and is_missing_resource_type(error):
+                raise missing_api_error(kind) from error
+            return None
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        try:
+            return self.request("GET", kind.path(namespace), query=query).get("items", [])
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
+
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False,
+              field_manager: str = FIELD_MANAGER, uid: str | None = None, create_only: bool = False) -> dict[str, Any]:
+        """Server-side apply. `force` takes back fields someone else edited, which is how drift
+        is repaired; it is only ever called on objects this operator owns. With `uid`, the object
+        the operator judged to be its own: one deleted and made again by someone else since is
+        refused, not overwritten. With `create_only`, an object of that name that exists
+        at all is refused (409), so one the operator has not seen is never written over."""
+        kind = kind_of(manifest)
+        metadata = manifest["metadata"]
+        if uid:
+            manifest = {**manifest, "metadata": {**metadata, "uid": uid}}
+        elif create_only:
+            manifest = {**manifest, "metadata": {**metadata, "resourceVersion": NO_OBJECT_RESOURCE_VERSION}}
+        try:
+            return self.request(
+                "PATCH", kind.path(metadata.get("namespace"), metadata["name"]), body=manifest,
+                query=[("fieldManager", field_manager), ("force", "true")] + ([("dryRun", "All")] if dry_run else []),
+                content_type=APPLY_PATCH,
+            )
+        except ApiException as error:
+            if error.status == 404 and is_missing_resource_type(error):
+                raise missing_api_error(kind) from error
+            raise
+
+    def create(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create, never overwrite: the API server answers 409 when the name is taken, which
+        makes a first-come claim atomic across operators."""
+        kind = kind_of(manifest)
+        return self.request("POST", kind.path(manifest["metadata"].get("namespace")), body=manifest,
+                          query=[("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else []))
+
+    def json_patch(self, kind: Kind, namespace: str | None, name: str, operations: list[dict[str, Any]]) -> dict:
+        return self.request("PATCH", kind.path(namespace, name), body=operations,
+                          query=[("fieldManager", FIELD_MANAGER)], content_type="application/json-patch+json")
+
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, resource_version: str | None = None,
+               uid: str | None = None) -> bool:
+        """False when it was already gone, or (with `resource_version` or `uid`) is no longer the
+        object that was judged."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        preconditions = {key: value for key, value in (("resourceVersion", resource_version), ("uid", uid)) if value}
+        if preconditions:
+            body["preconditions"] = preconditions
+        try:
+            self.request("DELETE", kind.path(namespace, name), body=body)
+        except ApiException as error:
+            if error.status == 404 or (error.status == 409 and preconditions):
+                return False
+            raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "PATCH", FASTAPIAPP.path(namespace, name) + "/status", body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def post_event(self, app_body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        metadata = app_body["metadata"]
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                "namespace": metadata["namespace"], "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": OPERATOR_NAME},
+            "reportingComponent": OPERATOR_NAME,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.request("POST", EVENT.path(metadata["namespace"]), body=event)
+
+
+def retry_after_seconds(header: str | None, attempt: int) -> float:
+    """Retry-After if the API server sent one (whole seconds), else 0.5, 1, 2 ... s; capped."""
+    try:
+        wait = float(header) if header else 0.5 * 2 ** attempt
+    except ValueError:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.1), THROTTLED_MAX_WAIT_SECONDS)
+
+
+def api_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body or "{}").get("message") or str(error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+def is_unbuildable_apply(error: ApiException) -> bool:
+    """The API server answers 500 when a server-side apply body cannot become a typed object (a
+    repeated key in a keyed list, a field the schema lacks): the body's fault, and its message
+    names the field, so it is reported like a validation error."""
+    return error.status == 500 and api_message(error).startswith("failed to create typed patch object")
+
+
+def _causes(error: ApiException) -> list[dict[str, Any]]:
+    try:
+        return (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
+    except ValueError:
+        return []
+
+
+def is_replaced(error: ApiException) -> bool:
+    """An apply at a uid the object no longer has: it was deleted and made again since it was read."""
+    return error.status == 422 and any(cause.get("field") == "metadata.uid" for cause in _causes(error))
+
+
+def is_namespace_terminating(error: ApiException) -> bool:
+    """The namespace is being deleted: it accepts no new objects, and the app goes with it."""
+    return error.status == 403 and any(cause.get("reason") == "NamespaceTerminating" for cause in _causes(error))
+
+
+def load_api_client(connections: int, *, retries: bool = True) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current kubeconfig context, with a
+    pool of `connections` kept open. Without `retries` a failed connection is the caller's to
+    retry (the watches reconnect on their own schedule)."""
+    from kubernetes import config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    if not retries:
+        configuration.retries = False
+    return client.ApiClient(configuration)

@@ -1,0 +1,47 @@
+"""Where a reconcile's reads come from: the watch cache for the kinds it watches, the API server
+for the rest, and for an absence that is about to be acted on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..cache import Cache
+from ..kube import Kind, Kube, missing_api_error
+
+
+class Reads:
+    def __init__(self, kube: Kube, cache: Cache | None) -> None:
+        """Without a `cache` every read goes to the API server (the CLI's and some tests' way)."""
+        self.kube = kube
+        self.cache = cache
+
+    def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False,
+            confirm_absence: bool = False) -> dict[str, Any] | None:
+        """From the cache when it watches the kind. With `confirm_absence`, an absence is asked of
+        the API server too (a shared object about to be made; a kind whose CRD may have been
+        installed since the cache last looked)."""
+        if self.cache is None or not self.cache.watches(kind):
+            return self.kube.get(kind, namespace, name, required_api=required_api)
+        if required_api and not confirm_absence and self.cache.api_missing(kind):
+            self.cache.recheck(kind)
+            raise missing_api_error(kind)
+        obj = self.cache.get(kind, namespace, name)
+        if obj is None and confirm_absence:
+            self.cache.recheck(kind)  # a CRD installed since the last look is listed again
+            obj = self.kube.get(kind, namespace, name, required_api=required_api)
+            self.cache.observe(obj)
+        return obj
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        if self.cache is None or not self.cache.watches(kind):
+            return self.kube.list(kind, namespace, label_selector)
+        return self.cache.list(kind, namespace, label_selector)
+
+    def api_missing(self, kind: Kind) -> bool:
+        return self.cache is not None and self.cache.api_missing(kind)
+
+    def written(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A write's answer goes into the cache, so the next reconcile starts from it."""
+        if self.cache is not None:
+            self.cache.observe(obj)
+        return obj

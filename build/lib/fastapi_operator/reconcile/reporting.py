@@ -1,0 +1,122 @@
+"""What a reconcile tells the user: Events for what it changed and for new problems, and the
+status, both from one record of what was observed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from ..errors import ReconcileError
+from ..kube import Kube, api_message
+from ..logs import app_context
+from ..meta import selector_string
+from ..status import READY, RECONCILED, ROUTED_BY_INGRESS, ConditionValue, compute_status, status_changed
+from .reads import Reads
+
+log = logging.getLogger("fastapi_operator.reconcile")
+
+
+@dataclass
+class Observed:
+    """What one reconcile saw and did: the input of its Events and of the app's status."""
+
+    changes: list[str] = field(default_factory=list)
+    error: ReconcileError | None = None
+    deployment: dict[str, Any] | None = None
+    tls: bool = False
+    url: str | None = None
+    certificate: dict[str, Any] | None = None
+    certificate_problem: str | None = None
+    certificate_value: ConditionValue | None = None
+    routing: ConditionValue = ROUTED_BY_INGRESS
+    template_generation: int | None = None  # the generation whose pods the Deployment's template says
+
+    def status(self, body: dict[str, Any]) -> dict[str, Any]:
+        metadata = body["metadata"]
+        status = compute_status(
+            generation=metadata.get("generation"), url=self.url, selector=selector_string(metadata["name"]),
+            deployment=self.deployment, tls=self.tls, certificate=self.certificate,
+            certificate_problem=self.certificate_problem, error=self.error, previous=body.get("status") or {},
+            routing=self.routing, certificate_value=self.certificate_value,
+        )
+        if self.template_generation is not None:
+            status["templateGeneration"] = self.template_generation
+        return status
+
+
+def by_verb(changes: list[str]) -> list[tuple[str, list[str]]]:
+    """One Event per kind of change in a reconcile, not one per object: a new app is one
+    "Created Deployment ns/a; Service ns/a; ..." instead of six Events."""
+    grouped: dict[str, list[str]] = {}
+    for change in changes:
+        verb, _, rest = change.partition(" ")
+        grouped.setdefault(verb, []).append(rest)
+    return list(grouped.items())
+
+
+def reported_reason(body: dict[str, Any]) -> str | None:
+    """The reason of the Reconciled condition the app's status holds now."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c.get("reason") for c in conditions if c.get("type") == RECONCILED), None)
+
+
+def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in body.get("status", {}).get("conditions", []) if c.get("type") == type_), {})
+
+
+def events(body: dict[str, Any], observed: Observed) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of each Event to post; one Warning per distinct problem, not one
+    per retry: the condition already holds it."""
+    found = [("Normal", verb, f"{verb} {'; '.join(objects)}") for verb, objects in by_verb(observed.changes)]
+    previous = _condition(body, RECONCILED)
+    error = observed.error
+    if error is not None and (previous.get("reason"), previous.get("message")) != (error.reason, error.message):
+        found.append((error.event_type, error.reason, error.message))
+    # A Gateway that refuses the app's route or listeners: Ready quotes it, and so does one Warning.
+    routing, previous_ready = observed.routing, _condition(body, READY)
+    if routing.status == "False" and (previous_ready.get("reason"), previous_ready.get("message")) != (
+            routing.reason, routing.message):
+        found.append(("Warning", routing.reason, routing.message))
+    return found
+
+
+class Reporter:
+    def __init__(self, reads: Reads) -> None:
+        self.reads = reads
+        self.kube: Kube = reads.kube
+
+    def post_events(self, body: dict[str, Any], observed: Observed) -> None:
+        metadata = body["metadata"]
+        for change in observed.changes:
+            log.info(change, extra=app_context(metadata))
+        found = events(body, observed)
+        for event_type, reason, message in found[len(by_verb(observed.changes)):]:  # the problems
+            level = logging.WARNING if event_type == "Warning" else logging.INFO
+            log.log(level, message, extra={**app_context(metadata), "reason": reason})
+        for event_type, reason, message in found:
+            try:
+                self.kube.post_event(body, event_type, reason, message)
+            except ApiException as failure:
+                # Events are a courtesy: a terminating namespace refuses them, and that must
+                # not fail the reconcile that the status already reports.
+                log.info(f"Event not recorded: {api_message(failure)}", extra=app_context(metadata))
+
+    def write_status(self, body: dict[str, Any], observed: Observed) -> str | None:
+        """The new resourceVersion of the app, or None when the status was already right."""
+        metadata = body["metadata"]
+        old = body.get("status") or {}
+        new = observed.status(body)
+        if not status_changed(new, old):
+            return None
+        # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
+        patch = {**{key: None for key in old if key not in new}, **new}
+        try:
+            result = self.reads.written(self.kube.patch_status(metadata["namespace"], metadata["name"], patch))
+        except ApiException as error:
+            if error.status == 404:  # deleted while we reconciled: nothing to report on
+                return None
+            raise
+        return result["metadata"]["resourceVersion"]
