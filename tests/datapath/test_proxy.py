@@ -9,6 +9,7 @@ openapi.json under the prefix, and a client that is not the proxy cannot forge a
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -181,13 +182,17 @@ def test_an_idle_connection_outlives_uvicorns_default_keep_alive(stack):
     """The proxy (nginx here, 60 s) reuses idle connections: the app must not close one at
     uvicorn's default 5 s, or a request sent on it as it closes fails."""
     assert stack["environment"]["UVICORN_TIMEOUT_KEEP_ALIVE"] == "65"
-    with socket.create_connection(("127.0.0.1", stack["app_port"]), timeout=10) as connection:
-        request = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
-        time.sleep(7)
-        connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200"), "the app closed an idle connection after 5 s"
+    connection = http.client.HTTPConnection("127.0.0.1", stack["app_port"], timeout=10)
+    try:
+        for pause in (0, 7):
+            time.sleep(pause)
+            connection.request("GET", "/health")  # on the same connection: http.client never reopens one it holds
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == b'{"ok":true}'
+    except (http.client.RemoteDisconnected, ConnectionError) as error:
+        raise AssertionError(f"the app closed an idle connection after 5 s: {error!r}") from None
+    finally:
+        connection.close()
 
 
 def test_through_the_proxy_the_app_sees_https_and_the_clients_address(stack):

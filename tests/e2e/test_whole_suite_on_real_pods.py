@@ -16,6 +16,8 @@ from tests.e2e import rig
 # Real pods on one node: 50 of them take the kubelet ~100 s to start, which measures the node,
 # not the operator (the control-plane run keeps 50).
 BURST_ON_ONE_NODE = 20
+# The operator-paced rollout's apps: 8 real pods rolling 3 at a time still shows the limit held.
+PACED_APPS_ON_ONE_NODE = 8
 
 
 def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_cluster: rig.Cluster, report, tmp_path):
@@ -30,6 +32,7 @@ def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_clust
         "FASTAPI_OPERATOR_TEST_IMAGE": rig.HELLO_IMAGE,
         "FASTAPI_OPERATOR_TEST_IMAGE_NEXT": rig.HELLO_IMAGE_NEXT,
         "FASTAPI_OPERATOR_TEST_BURST": str(BURST_ON_ONE_NODE),
+        "FASTAPI_OPERATOR_TEST_PACED_APPS": str(PACED_APPS_ON_ONE_NODE),
         "PATH": f"{kind_cluster.kubectl_bin.parent}{os.pathsep}{os.environ['PATH']}",
     }
     output = tmp_path / "integration-on-kind.log"

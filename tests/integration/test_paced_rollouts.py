@@ -3,6 +3,7 @@ upgrade would bring a changed rendering) rolls a few apps at a time, never all a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -12,7 +13,8 @@ from tests.harness import OperatorProcess, condition, eventually
 from tests.integration.conftest import SESSION_SETTINGS
 from tests.manifests import app_manifest
 
-APPS = 20
+# 20 on the control plane; fewer where pods really start on one node (the kind tier sets it).
+APPS = int(os.environ.get("FASTAPI_OPERATOR_TEST_PACED_APPS", "20"))
 LIMIT = 3
 
 
@@ -25,7 +27,7 @@ def test_an_operator_change_rolls_at_most_the_limit_of_apps_at_once(cluster, nam
         cluster.apply(*[app_manifest(f"app-{i:02}", namespace, ingress={"hosts": [f"app-{i:02}.example.com"]},
                                      tls={"enabled": False}) for i in range(APPS)])
         eventually(lambda: sum(condition(app, "Ready").get("status") == "True"
-                               for app in cluster.kube.list(FASTAPIAPP, namespace)) == APPS, timeout=120,
+                               for app in cluster.kube.list(FASTAPIAPP, namespace)) == APPS, timeout=300,
                    message="every app Ready")
     finally:
         first.stop()
@@ -51,7 +53,7 @@ def test_an_operator_change_rolls_at_most_the_limit_of_apps_at_once(cluster, nam
             return len(deployments) == APPS and all(
                 "10.0.0.0/8" in d["spec"]["template"]["spec"]["containers"][0]["command"]
                 and availability(d).status == "True" for d in deployments)
-        eventually(all_rolled, timeout=240, message="every app rolled to the new setting")
+        eventually(all_rolled, timeout=480, message="every app rolled to the new setting")
         eventually(lambda: all(condition(app, "Reconciled").get("status") == "True"
                                for app in cluster.kube.list(FASTAPIAPP, namespace)), timeout=60)
         took = time.monotonic() - started

@@ -73,12 +73,12 @@ def test_two_image_changes_during_a_migration_never_run_two_at_once(cluster, nam
         release()
         manifest = app_manifest("shop", namespace, replicas=2, preStart=[MIGRATE], nodeSelector=selector)
         cluster.apply(manifest)
-        eventually(lambda: reconciled_at(cluster, namespace, "shop", 1), timeout=60)
+        eventually(lambda: reconciled_at(cluster, namespace, "shop", 1), timeout=180)
         hold()
 
         manifest["spec"]["image"] = TEST_IMAGE_NEXT
         cluster.apply(manifest)
-        eventually(lambda: reason(cluster, namespace, "shop") == "MigrationRunning", message="v2 migrating")
+        eventually(lambda: reason(cluster, namespace, "shop") == "MigrationRunning", timeout=60, message="v2 migrating")
         (running,) = [j for j in jobs_of(cluster, namespace, "shop") if not finished(j)]
         manifest["spec"]["image"] = TEST_IMAGE_NEXT + "-rc"
         cluster.apply(manifest)
@@ -90,7 +90,7 @@ def test_two_image_changes_during_a_migration_never_run_two_at_once(cluster, nam
         assert pod_of(cluster, namespace, "shop")["containers"][0]["image"] == TEST_IMAGE
 
         release()
-        eventually(lambda: reconciled_at(cluster, namespace, "shop", 3), timeout=60, message="v3 rolled")
+        eventually(lambda: reconciled_at(cluster, namespace, "shop", 3), timeout=180, message="v3 rolled")
         jobs = jobs_of(cluster, namespace, "shop")
         assert len(jobs) == 3 and all(is_complete(j) for j in jobs)
         assert jobs[2]["metadata"]["creationTimestamp"] >= jobs[1]["status"]["completionTime"]
@@ -103,7 +103,7 @@ def test_rolling_back_while_a_migration_runs_is_not_reconciled_until_it_finished
         release()
         manifest = app_manifest("back", namespace, preStart=[MIGRATE], nodeSelector=selector)
         cluster.apply(manifest)
-        eventually(lambda: reconciled_at(cluster, namespace, "back", 1), timeout=60)
+        eventually(lambda: reconciled_at(cluster, namespace, "back", 1), timeout=180)
         hold()
         manifest["spec"]["image"] = TEST_IMAGE_NEXT
         cluster.apply(manifest)
@@ -116,19 +116,19 @@ def test_rolling_back_while_a_migration_runs_is_not_reconciled_until_it_finished
         assert reason(cluster, namespace, "back") == "MigrationQueued", "Reconciled while a migration still runs"
 
         release()
-        eventually(lambda: reconciled_at(cluster, namespace, "back", 3), timeout=60)
+        eventually(lambda: reconciled_at(cluster, namespace, "back", 3), timeout=180)
         assert len(jobs_of(cluster, namespace, "back")) == 2, "the finished Job of the spec is not run again"
 
 
 def test_a_change_to_a_migration_step_alone_runs_it(cluster, namespace):
     manifest = app_manifest("step", namespace, preStart=[MIGRATE])
     cluster.apply(manifest)
-    eventually(lambda: reconciled_at(cluster, namespace, "step", 1), timeout=60)
+    eventually(lambda: reconciled_at(cluster, namespace, "step", 1), timeout=180)
     applied = cluster.get(DEPLOYMENT, namespace, "step")["metadata"]["generation"]
 
     manifest["spec"]["preStart"] = [{**MIGRATE, "command": ["python", "-m", "app.migrate", "--again"]}]
     cluster.apply(manifest)
-    eventually(lambda: reconciled_at(cluster, namespace, "step", 2), timeout=60)
+    eventually(lambda: reconciled_at(cluster, namespace, "step", 2), timeout=180)
     jobs = jobs_of(cluster, namespace, "step")
     assert len(jobs) == 2 and is_complete(jobs[1])
     assert jobs[1]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "--again"
@@ -141,7 +141,7 @@ def test_while_a_migration_holds_the_rollout_the_routing_serves_the_old_pods(clu
         manifest = app_manifest("route", namespace, replicas=2, preStart=[MIGRATE], nodeSelector=selector,
                                 ingress=INGRESS_SPEC, tls={"enabled": False})
         cluster.apply(manifest)
-        eventually(lambda: reconciled_at(cluster, namespace, "route", 1), timeout=60)
+        eventually(lambda: reconciled_at(cluster, namespace, "route", 1), timeout=180)
         before = {kind: cluster.get(kind, namespace, name)["spec"] for kind, name in (
             (INGRESS, "route"), (SERVICE, "route"), (NETWORK_POLICY, "route"), (MIDDLEWARE, strip_prefix_middleware_name(namespace, "route")))}
         hold()
@@ -157,7 +157,7 @@ def test_while_a_migration_holds_the_rollout_the_routing_serves_the_old_pods(clu
         assert container["image"] == TEST_IMAGE and "/api" in container["command"]
 
         release()
-        eventually(lambda: reconciled_at(cluster, namespace, "route", 2), timeout=60)
+        eventually(lambda: reconciled_at(cluster, namespace, "route", 2), timeout=180)
         ingress = cluster.get(INGRESS, namespace, "route")
         assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"].startswith("/v2")
         assert "/v2" in pod_of(cluster, namespace, "route")["containers"][0]["command"]
@@ -194,7 +194,7 @@ def test_a_stale_policy_goes_only_once_no_pod_trusts_forwarded_headers(cluster, 
     manifest = app_manifest("stale", namespace, replicas=3, ingress={"hosts": ["stale.example.com"]},
                             tls={"enabled": False})
     cluster.apply(manifest)
-    eventually(lambda: reconciled_at(cluster, namespace, "stale", 1), timeout=60)
+    eventually(lambda: reconciled_at(cluster, namespace, "stale", 1), timeout=180)
     old_generation = cluster.get(DEPLOYMENT, namespace, "stale")["metadata"]["generation"]
     del manifest["spec"]["ingress"]
     deleted_while = []
@@ -213,7 +213,7 @@ def test_a_stale_policy_goes_only_once_no_pod_trusts_forwarded_headers(cluster, 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     cluster.apply(manifest)
-    eventually(lambda: reconciled_at(cluster, namespace, "stale", 2), timeout=60)
+    eventually(lambda: reconciled_at(cluster, namespace, "stale", 2), timeout=180)
     thread.join(timeout=10)
     stop.set()
     assert deleted_while == [True], "the NetworkPolicy went while pods trusting forwarded headers still ran"
@@ -239,7 +239,7 @@ def test_a_migration_that_cannot_start_fails_at_its_deadline_and_says_what_to_do
     cluster.apply(app_manifest("late", namespace, preStart=[MIGRATE], migrationDeadlineSeconds=10,
                                nodeSelector={"fastapi-operator.dev/test-pool": "nowhere"}))
     app = eventually(lambda: reason(cluster, namespace, "late") == "MigrationFailed" and cluster.app(namespace, "late"),
-                     timeout=60, message="MigrationFailed at the deadline")
+                     timeout=180, message="MigrationFailed at the deadline")
     message = condition(app, "Reconciled")["message"]
     assert "spec.migrationDeadlineSeconds (10 s)" in message and "kubectl describe job" in message
     assert cluster.get(DEPLOYMENT, namespace, "late") is None
