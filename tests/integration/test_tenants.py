@@ -8,7 +8,7 @@ import base64
 import json
 import time
 
-from fastapi_operator.kube import CLUSTER_ISSUER, HOST_CLAIM, INGRESS
+from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, HOST_CLAIM, INGRESS
 from tests.harness import condition, eventually
 from tests.integration.test_convergence import events, reconciled_at
 from tests.integration.test_shared_objects import issuer_of, second_namespace  # noqa: F401 (fixture)
@@ -64,3 +64,28 @@ def test_an_app_named_like_anothers_derived_name_takes_nothing_of_it(cluster, na
     for name in ("a", "a-http-redirect", "x", "x-gateway"):
         eventually(lambda name=name: reconciled_at(cluster, namespace, name, 1), timeout=60,
                    message=f"{name} reconciled")
+
+
+def test_two_tenants_on_one_gateway_with_their_own_http_listeners_do_not_share_a_flipping_issuer(
+        cluster, namespace, second_namespace):  # noqa: F811
+    from tests.integration.test_gateway import apply_gateway, gateway
+
+    shared = gateway(namespace, "tenants")
+    shared["spec"]["allowedListeners"] = {"namespaces": {"from": "All"}}
+    shared["spec"]["listeners"] = [
+        {"name": "http-a", "protocol": "HTTP", "port": 80, "hostname": "a.tenants.example.com"},
+        {"name": "http-b", "protocol": "HTTP", "port": 80, "hostname": "b.tenants.example.com"}]
+    apply_gateway(cluster, shared)
+    for host, ns in (("a.tenants.example.com", namespace), ("b.tenants.example.com", second_namespace)):
+        cluster.apply(app_manifest("web", ns, tls={"acme": {"email": "ops@example.com"}}, ingress={
+            "hosts": [host], "gateway": {"name": "tenants", "namespace": namespace, "listeners": "ListenerSet"}}))
+
+    def issuer_names():
+        certificates = [cluster.kube.list(CERTIFICATE, ns) for ns in (namespace, second_namespace)]
+        return [c["spec"]["issuerRef"]["name"] for listed in certificates for c in listed]
+    first, second = eventually(lambda: len(issuer_names()) == 2 and issuer_names(), message="both certificates")
+    assert first != second, "one issuer name for two http01 solvers: each reconcile would rewrite the other's"
+    versions = {name: cluster.get(CLUSTER_ISSUER, None, name)["metadata"]["resourceVersion"] for name in (first, second)}
+    time.sleep(5)
+    assert versions == {name: cluster.get(CLUSTER_ISSUER, None, name)["metadata"]["resourceVersion"]
+                        for name in (first, second)}, "a shared issuer was rewritten"
