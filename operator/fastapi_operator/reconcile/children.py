@@ -10,7 +10,8 @@ from kubernetes.client.exceptions import ApiException
 
 from ..errors import Conflict, InvalidSpec, ReconcileError
 from ..guarded import is_guarded
-from ..kube import DEPLOYMENT, Kind, api_message, is_replaced, is_unbuildable_apply, kind_of
+from ..kube import DEPLOYMENT, JOB, Kind, api_message, is_replaced, is_unbuildable_apply, kind_of
+from .migrations import step_names
 from ..managed_fields import applied_by, foreign_fields, removal_patch
 from ..meta import AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER
 from .reads import Reads
@@ -170,6 +171,22 @@ class ChildWriter:
                 f"operator's, change the FastAPIApp instead)")
             return result
         return child
+
+    def create_job(self, job: dict[str, Any]) -> None:
+        """Create, never apply: a Job of that name that is not this app's is a conflict, not ours to take."""
+        name = job["metadata"]["name"]
+        try:
+            self.reads.written(self.kube.create(job))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self.kube.get(JOB, self.namespace, name)
+            if existing is None or not is_controlled_by(existing, self.app_uid):
+                raise Conflict(f"Job {self.namespace}/{name} already exists and is not owned by this FastAPIApp: "
+                               f"delete or rename it") from None
+            return
+        self.changes.append(f"Created {describe(JOB, name, self.namespace)}: runs preStart "
+                              f"{', '.join(step_names(job))} once, before the new version's pods start")
 
     def check(self, manifest: dict[str, Any], live: dict[str, Any] | None) -> None:
         """A dry run of the write: what would refuse it (a name someone else holds, the API

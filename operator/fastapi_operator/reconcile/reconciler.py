@@ -21,25 +21,24 @@ from ..cache import Cache
 from ..compare import changes_pod_template
 from ..errors import Conflict, InvalidSpec, ReconcileError
 from ..kube import (
-    CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, GATEWAY, HTTP_ROUTE, INGRESS, JOB, LISTENER_SET, Kube,
-    api_message, is_namespace_terminating, kind_of,
+    CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, GATEWAY, JOB, Kube, api_message, is_namespace_terminating, kind_of,
 )
-from ..meta import gateway_tls_name, install_scope, tls_secret_name
+from ..meta import install_scope
 from ..render import Rendered, render_app
 from ..render.gateway import GatewayFacts, Gateways, requested_gateway
 from ..render.ingress_class import IngressClasses
 from ..render.migration import migration_selector
 from ..settings import Settings
-from ..status import CERTIFICATE_AT_GATEWAY, availability, foreign_certificate, gateway_readiness
-from ..kinds import possible_children
-from .children import ChildWriter, describe, is_controlled_by, taken
-from .migrations import Gate, jobs_to_prune, migration_gate, step_names
+from ..status import availability
+from .children import ChildWriter, describe, is_controlled_by
+from .migrations import Gate, jobs_to_prune, migration_gate
 from .pacing import Pacer, comes_from_operator
 from .policy import refusal
 from .reads import Reads
-from .reporting import Observed, Reporter, reported_reason
-from .rollout import Key, decide, key_of, pods_run_template
-from .shared import SharedObjects, is_operator_issuer, served_hosts
+from .live import read_children, refuse_early
+from .reporting import Observed, Reporter, observe_routing, reported_reason
+from .rollout import Decision, Key, decide, key_of, pods_run_template
+from .shared import SharedObjects
 
 
 @dataclass
@@ -89,7 +88,7 @@ class Reconciler:
             observed.template_generation = (body.get("status") or {}).get("templateGeneration")
             children = self.sync(app, rendered, observed, refused_before=reported_reason(body))
             observed.deployment = children.get((DEPLOYMENT, name))
-            self.observe_routing(app, rendered, children, observed)
+            observe_routing(self.reads, app, rendered, children, observed)
         except ReconcileError as error:
             observed.error = error
         except ApiException as error:
@@ -117,65 +116,6 @@ class Reconciler:
     def ingress_classes(self) -> IngressClasses:
         return self.shared.ingress_classes()
 
-    def observe_routing(self, app: FastAPIApp, rendered: Rendered, children: dict[Key, dict[str, Any]],
-                        observed: Observed) -> None:
-        plan = rendered.plan
-        if plan.gateway is not None:
-            routes = [children.get(key_of(m)) for m in rendered.manifests if kind_of(m) is HTTP_ROUTE]
-            own = plan.gateway.own_listeners
-            observed.routing = gateway_readiness(
-                routes, children.get((LISTENER_SET, app.name)), own_listeners=own,
-                refusal=plan.gateway.facts.listener_sets_refusal(app.namespace) if own else None)
-            if plan.tls and not own:
-                observed.certificate_value = CERTIFICATE_AT_GATEWAY
-            elif plan.tls:
-                observed.certificate = children.get((CERTIFICATE, gateway_tls_name(app.name)))
-        elif plan.tls:
-            observed.certificate = self.reads.get(CERTIFICATE, app.namespace, tls_secret_name(app.name))
-            observed.certificate_problem = foreign_certificate(
-                observed.certificate, children.get((INGRESS, app.name)), served_hosts(app), tls_secret_name(app.name))
-
-    def read_children(self, app: FastAPIApp, rendered: Rendered, contested: bool) -> dict[Key, dict[str, Any] | None]:
-        """Every possible child, from the cache. The cache holds only the operator's own
-        children, so a name someone else took is found out by the create-only apply that makes
-        a missing child. An app `contested` (in Conflict at its last reconcile) asks the API
-        server about every child the cache lacks before writing, so its retries never make and
-        undo the children that come before the taken one."""
-        desired_keys = {key_of(m) for m in rendered.manifests}
-
-        def look(key: Key) -> dict[str, Any] | None:
-            desired = key in desired_keys
-            # A kind the cache found missing may have been installed since: the API server says.
-            installed_since = desired and self.reads.api_missing(key[0])
-            return self.reads.get(key[0], app.namespace, key[1], required_api=desired, confirm_absence=installed_since)
-
-        live = {key: look(key) for key in possible_children(app.namespace, app.name)}
-        if contested:
-            for key in desired_keys:
-                if live.get(key) is None and key[0] is not CLUSTER_ISSUER:
-                    live[key] = self.reads.get(key[0], app.namespace, key[1], required_api=True, confirm_absence=True)
-        for kind, child_name in desired_keys:
-            if kind is CLUSTER_ISSUER:
-                live[(kind, child_name)] = self.reads.get(kind, None, child_name)
-        return live
-
-    def refuse_early(self, app: FastAPIApp, rendered: Rendered, live: dict[Key, dict[str, Any] | None]) -> None:
-        """What can be refused before anything is written: a named ClusterIssuer that does not
-        exist, children someone else holds."""
-        referenced = rendered.plan.referenced_issuer
-        if referenced and self.reads.get(CLUSTER_ISSUER, None, referenced, required_api=True) is None:
-            raise InvalidSpec(f"spec.tls.clusterIssuer: ClusterIssuer {referenced!r} does not exist: create it, "
-                              f"or use spec.tls.acme to let the operator manage one")
-        desired_keys = {key_of(m) for m in rendered.manifests}
-        uid = app.metadata.uid or ""
-        conflicts = [
-            describe(kind, child_name, app.namespace) for (kind, child_name), obj in live.items()
-            if obj is not None and (kind, child_name) in desired_keys
-            and not (is_operator_issuer(obj) if kind is CLUSTER_ISSUER else is_controlled_by(obj, uid))
-        ]
-        if conflicts:
-            raise taken(conflicts)
-
     def sync(self, app: FastAPIApp, rendered: Rendered, observed: Observed,
              refused_before: str | None = None) -> dict[Key, dict[str, Any]]:
         """Make the children say what the spec renders, as far as the rollout allows now; return
@@ -183,8 +123,8 @@ class Reconciler:
         reconcile was refused (`refused_before`: Conflict, InvalidSpec) checks before it writes,
         so its retries never make and undo the children that come before the refused one."""
         uid = app.metadata.uid or ""
-        live = self.read_children(app, rendered, contested=refused_before == Conflict.reason)
-        self.refuse_early(app, rendered, live)
+        live = read_children(self.reads, app, rendered, contested=refused_before == Conflict.reason)
+        refuse_early(self.reads, app, rendered, live)
         owned = {key for key, obj in live.items()
                  if obj is not None and key[0] is not CLUSTER_ISSUER and is_controlled_by(obj, uid)}
         jobs = [job for job in self.reads.list(JOB, app.namespace, migration_selector(app.name))
@@ -192,11 +132,22 @@ class Reconciler:
         gate = self.paced(app, rendered, live, observed.template_generation,
                           migration_gate(app.namespace, rendered.migration, jobs))
         decision = decide(rendered.manifests, live, owned, gate)
-
         writer = ChildWriter(self.reads, app.namespace, uid, observed.changes)
+        current = self.apply(app, rendered, decision, live, writer, check_first=refused_before == InvalidSpec.reason)
+        for old in jobs_to_prune(jobs, rendered.migration):
+            writer.delete(JOB, old["metadata"]["name"], old, ": an older migration")
+        if not changes_pod_template(decision.desired_deployment, current.get((DEPLOYMENT, app.name))):
+            observed.template_generation = app.metadata.generation
+        observed.error = decision.hold
+        return current
+
+    def apply(self, app: FastAPIApp, rendered: Rendered, decision: Decision, live: dict[Key, dict[str, Any] | None],
+              writer: ChildWriter, check_first: bool) -> dict[Key, dict[str, Any]]:
+        """The writes of a decision, in an order that drops no request and trusts no header without
+        its policy; the children as they are after them."""
         deployment_key = (DEPLOYMENT, app.name)
         job = decision.start_job
-        if refused_before == InvalidSpec.reason and (decision.deployment is not None or job is not None):
+        if check_first and (decision.deployment is not None or job is not None):
             writer.check(decision.desired_deployment, live.get(deployment_key))
         if job is not None:
             # A Job is created, never applied, and starts running at once: its pod is checked first.
@@ -210,30 +161,23 @@ class Reconciler:
             if key[0] is CLUSTER_ISSUER:
                 current[key], applied = self.shared.ensure_issuer(manifest, writer)
                 if applied:
-                    observed.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
-                                            f"{describe(key[0], key[1], None)}")
+                    writer.changes.append(f"{'Created' if live.get(key) is None else 'Updated'} "
+                                          f"{describe(key[0], key[1], None)}")
                 continue
             current[key] = writer.write(manifest, live.get(key))
         if job is not None:
             writer.check(decision.desired_deployment, live.get(deployment_key))
-            self.create_migration_job(writer, job)
+            writer.create_job(job)
         if decision.deployment is not None:
             current[deployment_key] = writer.write(decision.deployment, live.get(deployment_key))
-
         waiting = {key_of(m) for m in decision.held}
-        deployment_held = decision.deployment is None and decision.hold is not None
         for manifest in rendered.manifests:
             key = key_of(manifest)
-            if key in waiting or key[0] is CLUSTER_ISSUER or (key == deployment_key and deployment_held):
+            if key in waiting or key[0] is CLUSTER_ISSUER or (key == deployment_key and decision.deployment_held):
                 continue
             current[key] = writer.revert_hand_edits(manifest, current[key])
         for key in decision.delete:
             writer.delete(key[0], key[1], current.pop(key))
-        for old in jobs_to_prune(jobs, rendered.migration):
-            writer.delete(JOB, old["metadata"]["name"], old, ": an older migration")
-        if not changes_pod_template(decision.desired_deployment, current.get(deployment_key)):
-            observed.template_generation = app.metadata.generation
-        observed.error = decision.hold
         return current
 
     def paced(self, app: FastAPIApp, rendered: Rendered, live: dict[Key, dict[str, Any] | None],
@@ -251,22 +195,6 @@ class Reconciler:
             return gate
         queued = self.pacer.admit(key)
         return gate if queued is None else Gate(queued)
-
-    def create_migration_job(self, writer: ChildWriter, job: dict[str, Any]) -> None:
-        """Create, never apply: a Job of that name that is not this app's is a conflict, not ours to take."""
-        name = job["metadata"]["name"]
-        try:
-            self.reads.written(self.kube.create(job))
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            existing = self.kube.get(JOB, writer.namespace, name)
-            if existing is None or not is_controlled_by(existing, writer.app_uid):
-                raise Conflict(f"Job {writer.namespace}/{name} already exists and is not owned by this FastAPIApp: "
-                               f"delete or rename it") from None
-            return
-        writer.changes.append(f"Created {describe(JOB, name, writer.namespace)}: runs preStart "
-                              f"{', '.join(step_names(job))} once, before the new version's pods start")
 
     # Shared objects, for the handlers' periodic collection.
 

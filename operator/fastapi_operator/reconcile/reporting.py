@@ -9,12 +9,19 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from ..api import FastAPIApp
 from ..errors import ReconcileError
-from ..kube import Kube, api_message
+from ..kube import CERTIFICATE, HTTP_ROUTE, INGRESS, LISTENER_SET, Kube, api_message, kind_of
 from ..logs import app_context
-from ..meta import selector_string
-from ..status import READY, RECONCILED, ROUTED_BY_INGRESS, ConditionValue, compute_status, status_changed
+from ..meta import gateway_tls_name, selector_string, tls_secret_name
+from ..render import Rendered
+from ..status import (
+    CERTIFICATE_AT_GATEWAY, READY, RECONCILED, ROUTED_BY_INGRESS, ConditionValue, compute_status, foreign_certificate,
+    gateway_readiness, status_changed,
+)
 from .reads import Reads
+from .rollout import Key, key_of
+from .shared import served_hosts
 
 log = logging.getLogger("fastapi_operator.reconcile")
 
@@ -120,3 +127,22 @@ class Reporter:
                 return None
             raise
         return result["metadata"]["resourceVersion"]
+
+
+def observe_routing(reads: Reads, app: FastAPIApp, rendered: Rendered, children: dict[Key, dict[str, Any]],
+                    observed: Observed) -> None:
+    plan = rendered.plan
+    if plan.gateway is not None:
+        routes = [children.get(key_of(m)) for m in rendered.manifests if kind_of(m) is HTTP_ROUTE]
+        own = plan.gateway.own_listeners
+        observed.routing = gateway_readiness(
+            routes, children.get((LISTENER_SET, app.name)), own_listeners=own,
+            refusal=plan.gateway.facts.listener_sets_refusal(app.namespace) if own else None)
+        if plan.tls and not own:
+            observed.certificate_value = CERTIFICATE_AT_GATEWAY
+        elif plan.tls:
+            observed.certificate = children.get((CERTIFICATE, gateway_tls_name(app.name)))
+    elif plan.tls:
+        observed.certificate = reads.get(CERTIFICATE, app.namespace, tls_secret_name(app.name))
+        observed.certificate_problem = foreign_certificate(
+            observed.certificate, children.get((INGRESS, app.name)), served_hosts(app), tls_secret_name(app.name))

@@ -54,6 +54,7 @@ class Decision:
     delete: list[Key] = field(default_factory=list)
     held_deletions: list[Key] = field(default_factory=list)
     hold: ReconcileError | None = None  # why the app is not yet what the spec says
+    deployment_held: bool = False  # its pods wait for the gate: its hand edits wait too
 
 
 def decide(manifests: list[dict[str, Any]], live: dict[Key, dict[str, Any] | None], owned: set[Key],
@@ -95,4 +96,4 @@ def decide(manifests: list[dict[str, Any]], live: dict[Key, dict[str, Any] | Non
             f"pods have replaced them")
     return Decision(write=write, desired_deployment=desired_deployment, deployment=deployment, start_job=gate.start, held=held,
                     delete=[key for key in stale if key not in held_deletions], held_deletions=held_deletions,
-                    hold=hold)
+                    hold=hold, deployment_held=deployment_held)
