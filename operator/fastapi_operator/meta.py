@@ -64,6 +64,19 @@ def app_digest(namespace: str, app_name: str) -> str:
     return hashlib.sha256(f"{namespace}/{app_name}".encode()).hexdigest()[:20]
 
 
+def service_port_name(namespace: str, app_name: str) -> str:
+    """The Service's port name, which the Ingress's backend names. Traefik calls the backend of an
+    Ingress `<namespace>-<service>-<port>`, so `team/payments-api` and `team-payments/api` behind
+    port 80 were one backend, and one tenant's host was served by the other's pods (the kind tier
+    caught it). A port name is at most 15 characters: `http-` and 10 of base 36, about 51 bits."""
+    value = int(app_digest(namespace, app_name), 16)
+    digits = ""
+    for _ in range(10):
+        value, digit = divmod(value, 36)
+        digits += "0123456789abcdefghijklmnopqrstuvwxyz"[digit]
+    return f"http-{digits}"
+
+
 def strip_prefix_middleware_name(namespace: str, app_name: str) -> str:
     return f"{app_name}-{app_digest(namespace, app_name)}-strip-prefix"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from fastapi_operator.meta import service_port_name
 from tests.manifests import TEST_IMAGE
 from tests.unit.conftest import one
 
@@ -155,5 +158,8 @@ def test_children_are_owned_and_labelled(render):
 def test_service_is_port_80_named_http_to_the_container_port(render):
     service = one(render(port=9000), "Service")
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    # Named after the app, so Traefik's `<namespace>-<service>-<port>` backend is each app's own.
+    assert service["spec"]["ports"] == [{"name": service_port_name("shop", "hello"), "port": 80, "targetPort": "http",
+                                         "protocol": "TCP"}]
+    assert re.fullmatch(r"http-[0-9a-z]{10}", service_port_name("shop", "hello"))
     assert app_container(render(port=9000))["ports"][0] == {"name": "http", "containerPort": 9000, "protocol": "TCP"}

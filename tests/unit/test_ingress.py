@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi_operator.meta import redirect_https_middleware_name, strip_prefix_middleware_name
+from fastapi_operator.meta import redirect_https_middleware_name, service_port_name, strip_prefix_middleware_name
 from tests.unit.conftest import by_kind, one
 
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -62,7 +62,7 @@ def test_traefik_strips_the_prefix_with_a_middleware_the_operator_manages(render
     assert main["metadata"]["annotations"][TRAEFIK + "router.middlewares"] == f"shop-{strip_prefix_middleware_name('shop', 'hello')}@kubernetescrd"
     assert main["metadata"]["annotations"][TRAEFIK + "router.entrypoints"] == "websecure"
     # Exactly /api and what is below /api/: Traefik's own Prefix would also take /apix.
-    backend = {"service": {"name": "hello", "port": {"number": 80}}}
+    backend = {"service": {"name": "hello", "port": {"name": service_port_name("shop", "hello")}}}
     assert main["spec"]["rules"][0]["http"]["paths"] == [
         {"path": "/api", "pathType": "Exact", "backend": backend},
         {"path": "/api/", "pathType": "Prefix", "backend": backend}]

@@ -88,3 +88,15 @@ def test_no_app_name_can_be_another_apps_derived_name():
     redirect = [name for kind, name in names_of("a") if kind == "Ingress" and name != "a"]
     assert redirect and not names_of(redirect[0].replace(".", "-")) & names_of("a")
     assert "." in redirect[0], "an app's name is a DNS label: a dot keeps derived names out of its reach"
+
+
+def test_apps_whose_names_join_alike_have_their_own_traefik_backend():
+    """Traefik names an Ingress backend `<namespace>-<service>-<port>`."""
+    def backends(namespace, name):
+        spec = {"image": "a:1", "ingress": {"hosts": [f"{namespace}.example.com"], "className": "traefik"},
+                "tls": {"enabled": False}}
+        return {f"{namespace}-{path['backend']['service']['name']}-{path['backend']['service']['port'].get('name')}"
+                for m in rendered(spec, namespace, name) if m["kind"] == "Ingress"
+                for rule in m["spec"]["rules"] for path in rule["http"]["paths"]}
+    first, second = backends("team", "payments-api"), backends("team-payments", "api")
+    assert first and second and not first & second

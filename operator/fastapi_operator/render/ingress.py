@@ -9,6 +9,7 @@ from ..api import FastAPIApp
 from ..meta import (
     CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION,
     hsts_middleware_name,
+    service_port_name,
     redirect_https_middleware_name,
     redirect_ingress_name,
     strip_prefix_middleware_name,
@@ -16,7 +17,6 @@ from ..meta import (
 )
 from .common import child_metadata
 from .plan import Plan
-from .service import SERVICE_PORT
 
 NGINX = "nginx.ingress.kubernetes.io/"
 TRAEFIK = "traefik.ingress.kubernetes.io/"
@@ -35,7 +35,8 @@ def nginx_literal_regex(prefix: str) -> str:
 
 def _rules(app: FastAPIApp, paths: list[tuple[str, str]]) -> list[dict[str, Any]]:
     assert app.spec.ingress is not None
-    backend = {"service": {"name": app.name, "port": {"number": SERVICE_PORT}}}
+    # By the Service port's name, which is the app's own: Traefik names the backend after it.
+    backend = {"service": {"name": app.name, "port": {"name": service_port_name(app.namespace, app.name)}}}
     http = {"paths": [{"path": path, "pathType": path_type, "backend": backend} for path, path_type in paths]}
     return [{"host": host, "http": http} for host in app.spec.ingress.hosts]
 

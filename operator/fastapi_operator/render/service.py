@@ -1,11 +1,11 @@
-"""The Service: port 80, named http, in front of the app's container port."""
+"""The Service: port 80, named after the app (meta.service_port_name), in front of the container's port `http`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..api import FastAPIApp
-from ..meta import selector_labels
+from ..meta import selector_labels, service_port_name
 from .common import child_metadata
 from .deployment import PORT_NAME
 
@@ -20,6 +20,7 @@ def render_service(app: FastAPIApp) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(app.name),
-            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": service_port_name(app.namespace, app.name), "port": SERVICE_PORT, "targetPort": PORT_NAME,
+                       "protocol": "TCP"}],
         },
     }
