@@ -22,10 +22,9 @@ from typing import Any
 
 from ..compare import changes_pod_template, needs_apply
 from ..errors import ReconcileError, RolloutInProgress
+from ..kinds import ROLLS_WITH_PODS  # the children the running pods depend on: they move with them
 from ..kube import CLUSTER_ISSUER, DEPLOYMENT, Kind, kind_of
 from .migrations import Gate
-
-from ..kinds import ROLLS_WITH_PODS  # the children the running pods depend on: they move with them
 
 Key = tuple[Kind, str]
 
@@ -82,7 +81,7 @@ def decide(manifests: list[dict[str, Any]], live: dict[Key, dict[str, Any] | Non
         else:
             write.append(manifest)
     desired_keys = {key_of(m) for m in manifests}
-    stale = [key for key in owned if key not in desired_keys]
+    stale = sorted((key for key in owned if key not in desired_keys), key=lambda key: (key[0].kind, key[1]))
     held_deletions = [key for key in stale if key[0] in ROLLS_WITH_PODS and not pods_current]
     deployment = None
     if not deployment_held and needs_apply(desired_deployment, live_deployment):
@@ -94,6 +93,6 @@ def decide(manifests: list[dict[str, Any]], live: dict[Key, dict[str, Any] | Non
         hold = RolloutInProgress(
             f"{', '.join(moving)} keep serving the pods that run now, and change once the Deployment's new "
             f"pods have replaced them")
-    return Decision(write=write, desired_deployment=desired_deployment, deployment=deployment, start_job=gate.start, held=held,
-                    delete=[key for key in stale if key not in held_deletions], held_deletions=held_deletions,
+    return Decision(write=write, desired_deployment=desired_deployment, deployment=deployment, start_job=gate.start,
+                    held=held, delete=[key for key in stale if key not in held_deletions], held_deletions=held_deletions,
                     hold=hold, deployment_held=deployment_held)
