@@ -622,7 +622,7 @@ def up(state: Path = CACHE / "cluster", reuse: bool = False) -> Cluster:
     with ThreadPoolExecutor(max_workers=1) as builder:
         own = builder.submit(build_own_images)
         if cluster.exists():
-            cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
+            delete_cluster(cluster)
         cluster.kind_cmd("create", "cluster", "--name", CLUSTER_NAME, "--image", node, "--config",
                          HERE / "kind-config.yaml", "--kubeconfig", cluster.kubeconfig, "--wait", "180s", quiet=False)
         timings["cluster create"] = f"{time.monotonic() - started:.0f}s"
@@ -718,13 +718,44 @@ def wait_for_teardown() -> None:
         TEARDOWN_PID.unlink(missing_ok=True)
 
 
+FREEZER = Path("/sys/fs/cgroup/freezer/docker")
+
+
+def thaw_frozen_cgroups(root: Path = FREEZER) -> list[Path]:
+    """A pod container the node's runc was killing when the node itself was killed can stay in a
+    frozen cgroup (cgroup v1 freezer: runc freezes, signals, thaws), and then neither it nor the
+    node container ever exits: `kind delete` fails and the next run cannot start (seen once on
+    this machine: a `runc init` in __refrigerator). Thawing lets them go."""
+    thawed = []
+    for state in root.rglob("freezer.state") if root.is_dir() else []:
+        try:
+            if state.read_text().strip() != "THAWED":
+                state.write_text("THAWED")
+                thawed.append(state.parent)
+        except OSError:
+            continue
+    return thawed
+
+
+def delete_cluster(cluster: Cluster) -> None:
+    try:
+        cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
+    except RuntimeError:
+        thawed = thaw_frozen_cgroups()
+        if not thawed:
+            raise
+        log(f"thawed {len(thawed)} frozen cgroups of the last cluster; deleting it again")
+        time.sleep(2)
+        cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
+
+
 def down() -> None:
     pins = read_pins()
     engine = Engine(engine_binaries(pins))
     if engine.answering():
         cluster = Cluster(engine, node_binaries(pins) / "kind", node_binaries(pins) / "kubectl", CACHE / "cluster")
         if cluster.exists():
-            cluster.kind_cmd("delete", "cluster", "--name", CLUSTER_NAME)
+            delete_cluster(cluster)
         engine.stop()
 
 

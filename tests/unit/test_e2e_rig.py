@@ -100,3 +100,14 @@ def test_the_enforcer_refuses_selectors_it_does_not_implement():
     policy = {**POLICY, "spec": {**POLICY["spec"], "podSelector": {"matchExpressions": [{"key": "a"}]}}}
     with pytest.raises(ValueError):
         enforcer.rules([policy], [pod("shop", "hello-1", "10.244.0.10", app="hello")], NAMESPACES)
+
+
+def test_a_frozen_cgroup_left_by_a_killed_node_is_thawed(tmp_path):
+    frozen = tmp_path / "docker" / "node" / "pod" / "freezer.state"
+    frozen.parent.mkdir(parents=True)
+    frozen.write_text("FROZEN\n")
+    thawed = tmp_path / "docker" / "node" / "freezer.state"
+    thawed.write_text("THAWED\n")
+    assert rig.thaw_frozen_cgroups(tmp_path / "docker") == [frozen.parent]
+    assert frozen.read_text() == "THAWED"
+    assert rig.thaw_frozen_cgroups(tmp_path / "missing") == []
