@@ -53,8 +53,12 @@ def owner_reference(app_name: str, app_uid: str) -> dict[str, object]:
     }
 
 
-def tls_secret_name(app_name: str) -> str:
-    return f"{app_name}-tls"
+def tls_secret_name(namespace: str, app_name: str) -> str:
+    """The Secret cert-manager fills for the app's Ingress (and its Certificate's name). Traefik
+    keys an Ingress's TLS certificate by `<namespace>-<secret>`: with `<app>-tls`,
+    `team/payments-api` and `team-payments/api` had one key, and one tenant's host was served the
+    other's certificate (the kind tier's two-tenant test caught it)."""
+    return f"{app_name}-{app_digest(namespace, app_name)[:10]}-tls"
 
 
 def app_digest(namespace: str, app_name: str) -> str:

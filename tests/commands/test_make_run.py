@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,6 +50,10 @@ def test_make_run_serves_the_examples_and_make_down_leaves_nothing_running(tmp_p
     finally:
         down = subprocess.run(["make", "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, f"make down failed:\n{down.stdout}\n{down.stderr}"
+    # `make down` SIGKILLs what outlives SIGTERM by 10 s; a killed process takes a moment to go.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [pid for pid in [operator_pid, *cluster_pids] if alive(pid)]:
+        time.sleep(0.2)
     assert not alive(operator_pid), "the operator still runs"
     assert not [pid for pid in cluster_pids if alive(pid)], "a control plane process still runs"
     with socket.socket() as probe:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 
+from fastapi_operator.meta import tls_secret_name
 from fastapi_operator.meta import redirect_https_middleware_name, strip_prefix_middleware_name
 from fastapi_operator.kube import (
     AUTOSCALER, CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, INGRESS, MIDDLEWARE, NETWORK_POLICY, SERVICE,
@@ -62,14 +63,14 @@ def test_ready_pods_make_the_app_available_and_its_certificate_decides_ready(clu
     ingress = cluster.get(INGRESS, namespace, "shop")
     certificate = {
         "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-        "metadata": {"name": "shop-tls", "namespace": namespace, "ownerReferences": [{
+        "metadata": {"name": tls_secret_name(namespace, "shop"), "namespace": namespace, "ownerReferences": [{
             "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "shop",
             "uid": ingress["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"secretName": "shop-tls", "dnsNames": [namespace_host(namespace)],
+        "spec": {"secretName": tls_secret_name(namespace, "shop"), "dnsNames": [namespace_host(namespace)],
                  "issuerRef": {"kind": "ClusterIssuer", "name": issuer_name(cluster, namespace, "shop")}},
     }
     cluster.apply(certificate)
-    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, "shop-tls") + "/status",
+    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, tls_secret_name(namespace, "shop")) + "/status",
                        content_type="application/merge-patch+json",
                        body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                                         "message": "Certificate is up to date and has not expired",
@@ -86,7 +87,7 @@ def _certificate_ready_follows_cert_managers_certificate(cluster, namespace):
     says what the Certificate says, and the app is not Ready. Pebble's issued certificate making an
     app Ready is the kind tier's own test."""
     def certificate_ready():
-        certificate = cluster.get(CERTIFICATE, namespace, "shop-tls")
+        certificate = cluster.get(CERTIFICATE, namespace, tls_secret_name(namespace, "shop"))
         ready = certificate and condition(certificate, "Ready")
         return ready and ready.get("status") and ready
 

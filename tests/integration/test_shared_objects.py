@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from fastapi_operator.meta import tls_secret_name
 from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, HOST_CLAIM, INGRESS, SERVICE, Kube
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.settings import Settings
@@ -108,11 +109,11 @@ def test_a_certificate_someone_else_made_never_makes_the_app_ready(cluster, name
     # Named like the app's, but for another host, and not made by cert-manager for its Ingress.
     cluster.apply({
         "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-        "metadata": {"name": "certified-tls", "namespace": namespace},
-        "spec": {"secretName": "certified-tls", "dnsNames": ["elsewhere.example.org"],
+        "metadata": {"name": tls_secret_name(namespace, "certified"), "namespace": namespace},
+        "spec": {"secretName": tls_secret_name(namespace, "certified"), "dnsNames": ["elsewhere.example.org"],
                  "issuerRef": {"kind": "ClusterIssuer", "name": "anything"}},
     })
-    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, "certified-tls") + "/status",
+    cluster.kube.request("PATCH", CERTIFICATE.path(namespace, tls_secret_name(namespace, "certified")) + "/status",
                        content_type="application/merge-patch+json",
                        body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
                                                         "message": "issued", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
@@ -121,7 +122,7 @@ def test_a_certificate_someone_else_made_never_makes_the_app_ready(cluster, name
                      == "CertificateNotTheApps" and cluster.app(namespace, "certified"))
     certificate_ready = condition(app, "CertificateReady")
     assert certificate_ready["status"] == "False"
-    assert f"Certificate {namespace}/certified-tls" in certificate_ready["message"]
+    assert f"Certificate {namespace}/{tls_secret_name(namespace, 'certified')}" in certificate_ready["message"]
     assert condition(app, "Ready")["status"] == "False"
 
 

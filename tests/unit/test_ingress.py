@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi_operator.meta import redirect_https_middleware_name, service_port_name, strip_prefix_middleware_name
+from fastapi_operator.meta import (
+    redirect_https_middleware_name, service_port_name, strip_prefix_middleware_name, tls_secret_name,
+)
 from tests.unit.conftest import by_kind, one
 
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -36,7 +38,7 @@ def test_tls_to_a_per_app_secret_with_the_cluster_issuer_and_https_redirect(rend
     rendered = render(ingress={"hosts": ["a.example.com", "b.example.com"]}, tls=ACME)
     ingress = one(rendered, "Ingress")
     assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["a.example.com", "b.example.com"], "secretName": "hello-tls"}]
+    assert ingress["spec"]["tls"] == [{"hosts": ["a.example.com", "b.example.com"], "secretName": tls_secret_name("shop", "hello")}]
     assert [r["host"] for r in ingress["spec"]["rules"]] == ["a.example.com", "b.example.com"]
     annotations = ingress["metadata"]["annotations"]
     assert annotations["cert-manager.io/cluster-issuer"] == one(rendered, "ClusterIssuer")["metadata"]["name"]

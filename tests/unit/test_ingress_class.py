@@ -7,6 +7,7 @@ import pytest
 
 from fastapi_operator.errors import InvalidSpec
 from fastapi_operator.render.ingress_class import IngressClassFacts
+from fastapi_operator.meta import tls_secret_name
 from tests.unit.conftest import by_kind, one
 
 NGINX = "k8s.io/ingress-nginx"
@@ -81,7 +82,7 @@ def test_an_unknown_controller_gets_a_plain_ingress(render):
         "cert-manager.io/cluster-issuer"]}
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/api"
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
-    assert ingress["spec"]["tls"][0]["secretName"] == "hello-tls"
+    assert ingress["spec"]["tls"][0]["secretName"] == tls_secret_name("shop", "hello")
     assert not by_kind(rendered, "Middleware")
     command = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[command.index("--root-path") + 1] == "/api"

@@ -143,6 +143,6 @@ def observe_routing(reads: Reads, app: FastAPIApp, rendered: Rendered, children:
         elif plan.tls:
             observed.certificate = children.get((CERTIFICATE, gateway_tls_name(app.name)))
     elif plan.tls:
-        observed.certificate = reads.get(CERTIFICATE, app.namespace, tls_secret_name(app.name))
+        observed.certificate = reads.get(CERTIFICATE, app.namespace, tls_secret_name(app.namespace, app.name))
         observed.certificate_problem = foreign_certificate(
-            observed.certificate, children.get((INGRESS, app.name)), served_hosts(app), tls_secret_name(app.name))
+            observed.certificate, children.get((INGRESS, app.name)), served_hosts(app), tls_secret_name(app.namespace, app.name))

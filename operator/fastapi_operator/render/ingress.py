@@ -52,7 +52,7 @@ def traefik_paths(root_path: str | None) -> list[tuple[str, str]]:
 
 def _tls(app: FastAPIApp) -> list[dict[str, Any]]:
     assert app.spec.ingress is not None
-    return [{"hosts": list(app.spec.ingress.hosts), "secretName": tls_secret_name(app.name)}]
+    return [{"hosts": list(app.spec.ingress.hosts), "secretName": tls_secret_name(app.namespace, app.name)}]
 
 
 def _ingress(app: FastAPIApp, plan: Plan, name: str, annotations: dict[str, str],
