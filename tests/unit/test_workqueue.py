@@ -47,13 +47,14 @@ async def test_a_burst_of_changes_asked_for_soon_makes_one_run_after_the_delay()
     queue.add_soon("b", 0.1)
     await asyncio.sleep(0.2)
     await queue.join()
-    assert [key for key, _ in runs] == ["a", "b"]
-    assert runs[0][1] - asked >= 0.1, "not before the delay"
+    # One run each; two workers may start them in either order on a loaded machine.
+    assert sorted(key for key, _ in runs) == ["a", "b"]
+    assert min(at for key, at in runs if key == "a") - asked >= 0.1, "not before the delay"
     queue.add_soon("a", 0.05)  # once run, the next change is queued again
     await asyncio.sleep(0.1)
     await queue.join()
     await queue.stop()
-    assert [key for key, _ in runs] == ["a", "b", "a"]
+    assert sorted(key for key, _ in runs) == ["a", "a", "b"]
 
 
 async def test_a_change_goes_before_background_work_and_moves_up_a_key_waiting_there():
