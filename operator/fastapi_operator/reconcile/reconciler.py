@@ -62,6 +62,7 @@ class Reconciler:
         self.reads = Reads(kube, cache)
         self.scope = install_scope(settings.namespaces)
         self.shared = SharedObjects(self.reads, settings, self.scope)
+        self.shared.gateways = self.gateways
         self.reporter = Reporter(self.reads)
         self.pacer = Pacer(self.reads, settings.max_concurrent_operator_rollouts)
 

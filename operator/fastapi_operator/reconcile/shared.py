@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -83,6 +83,8 @@ class SharedObjects:
         # "make it", means a collection can never delete what a reconcile running at the same
         # moment has just decided to rely on.
         self.lock = threading.Lock()
+        # The Gateways an app's routes attach to, as its reconcile reads them (the Reconciler's).
+        self.gateways: Callable[[FastAPIApp], Any] = lambda app: None
 
     def ensure_issuer(self, manifest: dict[str, Any], writer: ChildWriter) -> tuple[dict[str, Any], bool]:
         """The shared ClusterIssuer as it is now, applied if it was missing or differed (the bool),
@@ -143,32 +145,37 @@ class SharedObjects:
     def ingress_classes(self) -> IngressClasses:
         return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.reads.list(INGRESS_CLASS))}
 
-    def issuers_in_use(self, apps: Iterable[FastAPIApp], bodies: list[dict[str, Any]]) -> set[str]:
-        """Issuers the operator makes for these apps, any an app names in spec.tls.clusterIssuer,
-        and any that an Ingress or Certificate made for an app that exists (`bodies`, refused by
-        the model or not) still names: an app whose plan fails now (a spec the model refuses, a
-        cluster-wide problem such as two default IngressClasses) keeps the issuer its children
-        were made with."""
-        existing = {body["metadata"].get("uid") for body in bodies}
-
-        def of_an_app(obj: dict[str, Any]) -> bool:
-            return any(ref.get("uid") in existing for ref in obj["metadata"].get("ownerReferences") or [])
-
-        managed = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
-        used = {name for ingress in self.reads.list(INGRESS, label_selector=managed) if of_an_app(ingress)
-                and (name := (ingress["metadata"].get("annotations") or {}).get(CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION))}
-        used |= {ref["name"] for certificate in self.reads.list(CERTIFICATE, label_selector=managed)
-                 if of_an_app(certificate) and (ref := (certificate.get("spec") or {}).get("issuerRef") or {}).get(
-                     "kind") == "ClusterIssuer" and ref.get("name")}
+    def issuers_in_use(self, bodies: list[dict[str, Any]]) -> set[str]:
+        """Issuers the operator makes for the apps that exist, any an app names in
+        spec.tls.clusterIssuer, and, for an app whose plan fails now (a spec the model refuses, a
+        cluster-wide problem such as two default IngressClasses), any its Ingresses or
+        Certificates still name: it keeps the issuer its children were made with. An app that
+        plans is judged by its plan alone, so an issuer it moved away from goes at once."""
+        used: set[str] = set()
+        unplanned: set[str] = set()
         classes = self.ingress_classes()
-        for app in apps:
+        for body in bodies:
             try:
-                # A Gateway app's issuer is named after the Gateway alone, so its listeners need not be read.
-                plan = plan_app(app, self.settings, classes, gateways=None)
-            except ReconcileError:
+                app = FastAPIApp.model_validate(body)
+                # A Gateway app's issuer name needs its listeners: read them, as its reconcile does.
+                plan = plan_app(app, self.settings, classes, gateways=self.gateways(app))
+            except (ValidationError, ReconcileError):
+                unplanned.add(body["metadata"].get("uid"))
                 continue
             if plan.issuer_name is not None:
                 used.add(plan.issuer_name)
+        if not unplanned:
+            return used
+
+        def of_unplanned(obj: dict[str, Any]) -> bool:
+            return any(ref.get("uid") in unplanned for ref in obj["metadata"].get("ownerReferences") or [])
+
+        managed = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+        used |= {name for ingress in self.reads.list(INGRESS, label_selector=managed) if of_unplanned(ingress)
+                 and (name := (ingress["metadata"].get("annotations") or {}).get(CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION))}
+        used |= {ref["name"] for certificate in self.reads.list(CERTIFICATE, label_selector=managed)
+                 if of_unplanned(certificate) and (ref := (certificate.get("spec") or {}).get("issuerRef") or {}).get(
+                     "kind") == "ClusterIssuer" and ref.get("name")}
         return used
 
     def _collect(self, kind: Kind, selector: str,
@@ -195,7 +202,7 @@ class SharedObjects:
                     f"{LABEL_SCOPE}={self.scope}")
 
         def users(apps: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
-            used = self.issuers_in_use(valid(apps), apps)
+            used = self.issuers_in_use(apps)
             return lambda issuer: issuer["metadata"]["name"] in used
 
         return self._collect(CLUSTER_ISSUER, selector, users, "no FastAPIApp uses it")
