@@ -1,8 +1,0 @@
-"""The reconcile of one FastAPIApp, split along its seams: reads (cache or API), the pure decide
-step (rollout.py, migrations.py), the writes of children (children.py), the objects apps share
-(shared.py), and what the user is told (reporting.py). reconciler.py puts them together."""
-
-from .reconciler import Outcome, Reconciler, possible_children
-from .reporting import by_verb
-
-__all__ = ["Outcome", "Reconciler", "by_verb", "possible_children"]
