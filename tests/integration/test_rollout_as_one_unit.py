@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from fastapi_operator.meta import strip_prefix_middleware_name
 from fastapi_operator.kube import DEPLOYMENT, INGRESS, JOB, MIDDLEWARE, NETWORK_POLICY, SERVICE
+from fastapi_operator.reconcile.migrations import job_finished
 from fastapi_operator.render.migration import migration_selector
 from tests.harness import condition, eventually
 from tests.integration.test_convergence import pod_of, reconciled_at
@@ -17,11 +18,6 @@ from tests.integration.test_rollouts import MIGRATE, is_complete, jobs_of
 from tests.manifests import TEST_IMAGE, TEST_IMAGE_NEXT, app_manifest
 
 INGRESS_SPEC = {"hosts": ["unit.example.com"], "path": "/api", "className": "traefik"}
-
-
-def finished(job):
-    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
-               for c in job.get("status", {}).get("conditions", []))
 
 
 @contextmanager
@@ -53,7 +49,7 @@ def active_jobs_watched(cluster, namespace, name):
     def count():
         while not stop.is_set():
             jobs = cluster.kube.list(JOB, namespace, migration_selector(name))
-            most[0] = max(most[0], len([j for j in jobs if not finished(j)]))
+            most[0] = max(most[0], len([j for j in jobs if not job_finished(j)]))
             time.sleep(0.05)
     thread = threading.Thread(target=count, daemon=True)
     thread.start()
@@ -79,7 +75,7 @@ def test_two_image_changes_during_a_migration_never_run_two_at_once(cluster, nam
         manifest["spec"]["image"] = TEST_IMAGE_NEXT
         cluster.apply(manifest)
         eventually(lambda: reason(cluster, namespace, "shop") == "MigrationRunning", timeout=60, message="v2 migrating")
-        (running,) = [j for j in jobs_of(cluster, namespace, "shop") if not finished(j)]
+        (running,) = [j for j in jobs_of(cluster, namespace, "shop") if not job_finished(j)]
         # A third spec (a runnable image on every tier: a new environment is a new migration too).
         manifest["spec"]["env"] = [{"name": "RELEASE", "value": "3"}]
         cluster.apply(manifest)

@@ -63,16 +63,6 @@ def foreign_claims(app: FastAPIApp, claims: dict[str, dict[str, Any] | None], na
     return found
 
 
-def valid(bodies: list[dict[str, Any]]) -> list[FastAPIApp]:
-    apps = []
-    for body in bodies:
-        try:
-            apps.append(FastAPIApp.model_validate(body))
-        except ValidationError:
-            continue
-    return apps
-
-
 class SharedObjects:
     def __init__(self, reads: Reads, settings: Settings, scope: str) -> None:
         self.reads = reads
