@@ -28,6 +28,7 @@ crd: $(VENV)/.installed
 	$(VENV)/bin/fastapi-operator crd --kind HostClaim > crds/hostclaims.fastapi-operator.dev.yaml
 	$(VENV)/bin/fastapi-operator crd --helm-template > charts/fastapi-operator/templates/crd.yaml
 	$(VENV)/bin/fastapi-operator rbac > charts/fastapi-operator/templates/_namespaced_rules.tpl
+	$(VENV)/bin/fastapi-operator reference > docs/api.md
 
 run: setup
 	scripts/run-local.sh

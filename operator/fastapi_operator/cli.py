@@ -86,6 +86,13 @@ def _crd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _reference(args: argparse.Namespace, settings: Settings) -> int:
+    from .reference import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+    return 0
+
+
 def _rbac(args: argparse.Namespace, settings: Settings) -> int:
     from .crd import chart_rbac_template
 
@@ -115,10 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rbac = commands.add_parser("rbac", help="print the chart's namespaced RBAC rules, from the registry of child kinds")
     rbac.set_defaults(action=_rbac)
+    reference = commands.add_parser("reference", help="print the API reference (docs/api.md), from the CRD")
+    reference.set_defaults(action=_reference)
 
     args = parser.parse_args(argv)
     try:
-        settings = _settings(args) if args.command not in ("crd", "rbac") else Settings()
+        settings = _settings(args) if args.command not in ("crd", "rbac", "reference") else Settings()
     except ValidationError as error:
         from .api import describe_validation_error
 

@@ -65,5 +65,18 @@ class SteadyTraffic:
     def sent_between(self, start: float, end: float) -> int:
         return sum(1 for sent, _ in self.samples if start <= sent < end)
 
+    def first_ok_after(self, start: float) -> float | None:
+        """When the first request sent at or after `start` that answered 200 was sent."""
+        return next((sent for sent, status in self.samples if sent >= start and status == 200), None)
+
+    def failures_between(self, start: float, end: float) -> dict[int, int]:
+        """The statuses that were not 200 among requests sent in [start, end), and how many of each
+        (0: no answer)."""
+        counts: dict[int, int] = {}
+        for sent, status in self.samples:
+            if start <= sent < end and status != 200:
+                counts[status] = counts.get(status, 0) + 1
+        return counts
+
     def summary(self) -> str:
         return f"{self.failed} failed of {len(self.statuses)} requests at {self.rate:.0f}/s"

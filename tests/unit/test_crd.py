@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fastapi_operator.crd import chart_crd_template, crd_yaml, render_crd
+from fastapi_operator.reference import reference_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "fastapiapps.fastapi-operator.dev.yaml"
@@ -35,6 +36,7 @@ def test_committed_crd_is_the_generated_one():
     assert CRD_FILE.read_text() == crd_yaml(), "crds/ is stale: run `make crd`"
     assert HOST_CLAIM_CRD_FILE.read_text() == crd_yaml("HostClaim"), "crds/ is stale: run `make crd`"
     assert CHART_CRD_TEMPLATE.read_text() == chart_crd_template(), "the chart's CRD is stale: run `make crd`"
+    assert (REPO / "docs" / "api.md").read_text() == reference_markdown(), "docs/api.md is stale: run `make crd`"
 
 
 def test_schema_is_structural():
