@@ -4,6 +4,7 @@ control plane, or any kubeconfig), the operator as a child process, and polling 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -12,8 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,7 +23,7 @@ import yaml
 from kubernetes import client, config
 
 from fastapi_operator.kinds import CHILDREN, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS
-from fastapi_operator.kube import FASTAPIAPP, Kind, Kube
+from fastapi_operator.kube import Kind, Kube
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "tests" / "controlplane" / "cluster.py"
@@ -35,18 +37,23 @@ def free_port() -> int:
 
 @dataclass
 class Cluster:
+    """A cluster the tests, the kind rig (tests/e2e/rig.py, which adds the engine and kind) and the
+    benchmark talk to: kubectl, the Python client, and where its logs go."""
     kubeconfig: Path
     operator_kubeconfig: Path
     kubectl_path: str
     logs: Path | None
     # Set for the project's own control plane, whose processes a test may stop and start.
     control_plane_state: Path | None = None
-    api: client.ApiClient = field(init=False)
-    kube: Kube = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.api = config.new_client_from_config(str(self.kubeconfig))
-        self.kube = Kube(self.api)
+    # Made at first use: the kind rig makes its Cluster before the cluster (and its kubeconfig) exists.
+    @functools.cached_property
+    def api(self) -> client.ApiClient:
+        return config.new_client_from_config(str(self.kubeconfig))
+
+    @functools.cached_property
+    def kube(self) -> Kube:
+        return Kube(self.api)
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess:
@@ -55,6 +62,10 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
+
+    def wait_available(self, namespace: str, deployment: str, timeout: int = 300) -> None:
+        self.kubectl("wait", "-n", namespace, "--for=condition=Available", f"deployment/{deployment}",
+                     f"--timeout={timeout}s", timeout=timeout + 30)
 
     def control_plane(self, command: str) -> None:
         """tests/controlplane/cluster.py <command> (stop-apiserver, start-apiserver) on this cluster."""
@@ -147,12 +158,15 @@ class OperatorProcess:
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self.liveness_port: int | None = None
+        self.metrics_port: int | None = None
 
     def start(self) -> None:
         port = self.liveness_port = free_port()
+        self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.cluster.operator_kubeconfig),
                "FASTAPI_OPERATOR_RESYNC_SECONDS": str(self.resync_seconds),
                "FASTAPI_OPERATOR_LIVENESS_PORT": str(port), "FASTAPI_OPERATOR_LOG_FORMAT": "json",
+               "FASTAPI_OPERATOR_METRICS_PORT": str(self.metrics_port),
                **{f"FASTAPI_OPERATOR_{name.upper()}": value for name, value in self.settings.items()}}
         started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, "-m", "fastapi_operator.cli", "run"], env=env,
@@ -180,6 +194,11 @@ class OperatorProcess:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def metrics(self) -> str:
+        """The operator's own /metrics (Prometheus text)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return response.read().decode()
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():

@@ -557,6 +557,20 @@ class AutoscalingSpec(Model):
         return self
 
 
+class MetricsSpec(Model):
+    """Prometheus metrics of the app (prometheus-fastapi-instrumentator, prometheus_client): a
+    PodMonitor for the Prometheus Operator that scrapes every pod, and, with an ingress, a rule in the
+    NetworkPolicy that lets the operator's monitoring_namespace reach that port."""
+
+    path: str = Field("/metrics", pattern=HEALTH_PATH_PATTERN, description="HTTP path of the metrics.")
+    port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Container port serving the metrics; default the app's own port. A port of its own keeps "
+        "Prometheus off the port that trusts forwarded headers, and /metrics off the Ingress.")
+    interval: str = Field("30s", pattern=r"^[1-9][0-9]*(s|m|h)$", description="How often Prometheus scrapes, "
+                          "e.g. 15s or 1m.")
+
+
 class ShutdownSpec(Model):
     """How a pod stops without failing a request: it keeps serving for drainSeconds while the
     ingress controller stops sending it traffic, then gets SIGTERM and has timeoutSeconds to finish
@@ -684,6 +698,7 @@ class FastAPIAppSpec(Model):
     ingress: IngressSpec | None = Field(None, description=IngressSpec.__doc__)
     tls: TlsSpec = Field(TlsSpec(), description="HTTPS at the Ingress; used when ingress is set.")
     autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
+    metrics: MetricsSpec | None = Field(None, description=MetricsSpec.__doc__)
     shutdown: ShutdownSpec = Field(ShutdownSpec(), description=ShutdownSpec.__doc__)
     image_pull_secrets: Annotated[list[LocalObjectReference], AfterValidator(_unique_names)] = Field(
         default_factory=list, description="Secrets with credentials for a private registry, for the app's "

@@ -31,6 +31,7 @@ from .kube import (
     is_missing_resource_type, kind_of,
 )
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
+from .metrics import WATCH_RESTARTS
 from .settings import Settings
 
 log = logging.getLogger("fastapi_operator.cache")
@@ -189,6 +190,7 @@ class Informer:
             for obj in listed.values():
                 self.on_change(kind, "ADDED", obj)
         elif was_synced:
+            WATCH_RESTARTS.labels(kind.plural).inc()
             log.info(f"{kind.plural} listed again: the watch fell too far behind")
             # What changed while the watch was away reaches the handlers as if it had been watched.
             for key, obj in listed.items():
@@ -288,6 +290,11 @@ class Cache:
 
     def watches(self, kind: Kind) -> bool:
         return kind in self.informers
+
+    def sizes(self) -> dict[str, int]:
+        """Objects held, by kind (the plural), for the metrics."""
+        return {kind.plural: sum(len(informer.objects) for informer in informers)
+                for kind, informers in self.informers.items()}
 
     def _all(self) -> Iterator[Informer]:
         for informers in self.informers.values():

@@ -51,7 +51,10 @@ def _scalars_equal(desired: Any, live: Any, path: tuple[str, ...]) -> bool:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == [] or value == {}
+    """What the API server stores as nothing: optional fields are `omitempty`, so an empty string,
+    list or map the operator applies (a user's `env: [{name: X, value: ""}]`, an empty toleration
+    key or envFrom prefix) is absent from the live object, and absent must match it."""
+    return value is None or value == "" or value == [] or value == {}
 
 
 def is_subset(desired: Any, live: Any, path: tuple[str, ...] = ()) -> bool:

@@ -24,7 +24,9 @@ from .kube import (
     load_api_client,
 )
 from .leadership import LeaderElector
+from .metrics import LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
 from .reconcile import Reconciler
+from .render.gateway import GatewayFacts
 from .settings import Settings
 from .workqueue import WorkQueue
 
@@ -52,6 +54,41 @@ def _ingress(app: dict[str, Any]) -> dict[str, Any]:
     return (app.get("spec") or {}).get("ingress") or {}
 
 
+def routes_through(app: dict[str, Any], gateway: tuple[str, str], default_gateway: str | None) -> bool:
+    """Does the stored app attach its routes to `gateway` (namespace, name)? Its own
+    spec.ingress.gateway, or the operator's default for an app that names no IngressClass (as
+    render.gateway.requested_gateway decides, read from the raw spec)."""
+    ingress = _ingress(app)
+    if not ingress:
+        return False
+    ref = ingress.get("gateway")
+    if ref:
+        return (ref.get("namespace") or app["metadata"]["namespace"], ref.get("name")) == gateway
+    return not ingress.get("className") and default_gateway == f"{gateway[0]}/{gateway[1]}"
+
+
+class GatewayChanges:
+    """What the apps read from each Gateway (its listeners, which ListenerSets it allows, its
+    proxy's namespace), so that a change altering none of it queues nothing: N routes attaching to
+    one Gateway rewrite its status (attachedRoutes) N times, and each used to queue every app."""
+
+    def __init__(self) -> None:
+        self.facts: dict[tuple[str, str], GatewayFacts | None] = {}
+
+    def seed(self, gateways: list[dict[str, Any]]) -> None:
+        self.facts = {(g["metadata"]["namespace"], g["metadata"]["name"]): GatewayFacts.from_object(g)
+                      for g in gateways}
+
+    def changed(self, event_type: str, obj: dict[str, Any]) -> tuple[str, str] | None:
+        """The Gateway's (namespace, name) when what the apps read from it changed, else None."""
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        facts = None if event_type == "DELETED" else GatewayFacts.from_object(obj)
+        if key in self.facts and self.facts[key] == facts:
+            return None
+        self.facts[key] = facts
+        return key
+
+
 class Runtime:
     """What the handlers share, kept in kopf's memo."""
 
@@ -68,8 +105,10 @@ class Runtime:
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
         self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
+        self.gateways = GatewayChanges()
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions: dict[tuple[str, str], str] = {}
+        self.readiness = ReadinessClock()
         self.tasks: set[asyncio.Task[None]] = set()
         self.elector: LeaderElector | None = None
         if settings.leader_election:
@@ -81,11 +120,17 @@ class Runtime:
     async def begin(self) -> None:
         """Nothing is decided before every watch has listed once: an unlisted cache holds no
         apps, and every shared object would look unused."""
+        if self.settings.metrics_port:
+            serve(self.settings.metrics_port, StoredState(self.reconciler.list_apps, self.cache.sizes),
+                  self.settings.workers)
+            LEADER.labels(LEASE).set_function(lambda: 1 if self.active else 0)
         self.cache.start()
         while not await asyncio.to_thread(self.cache.wait_synced, 30):
             log.warning(f"still waiting for the first listing of {', '.join(self.cache.unsynced())}; "
                         f"nothing is reconciled until then")
         log.info("caches filled: reconciling from the watches")
+        # What the first listing found is what the apps are reconciled against at startup.
+        self.gateways.seed(self.cache.list(GATEWAY) if self.cache.watches(GATEWAY) else [])
         self.queue.start()
         if self.elector is not None:
             self._spawn(self.elector.run())
@@ -113,9 +158,12 @@ class Runtime:
             key = (namespace, metadata["name"])
             if event_type == "DELETED":
                 self.own_status_versions.pop(key, None)
+                self.readiness.forget(key)
                 self._spawn(self.collect_unused_shared_objects())
-            elif self.own_status_versions.get(key) != metadata.get("resourceVersion"):
-                self.queue.add(key)
+            else:
+                self.readiness.seen(key, obj)
+                if self.own_status_versions.get(key) != metadata.get("resourceVersion"):
+                    self.queue.add(key)
         elif kind is CERTIFICATE:
             # cert-manager's ingress-shim names the Certificate after the TLS secret and makes the
             # app's Ingress (named after the app) its controller; an app's Gateway listeners have a
@@ -140,9 +188,14 @@ class Runtime:
             # Deleted or edited by hand, or made by a user for spec.tls.clusterIssuer: any app with
             # an ingress may use it, and the ones that do put it back or move on.
             self.queue_apps(lambda app: bool(_ingress(app)), f"ClusterIssuer {metadata['name']}")
-        elif kind in (INGRESS_CLASS, GATEWAY):
-            # An IngressClass or Gateway can change any app's flavour, admitted namespace, routes or readiness.
-            self.queue_apps(lambda app: True, f"{kind.kind} {metadata['name']}")
+        elif kind is GATEWAY:
+            gateway = self.gateways.changed(event_type, obj)
+            if gateway:
+                self.queue_apps(lambda app: routes_through(app, gateway, self.settings.gateway),
+                                f"Gateway {gateway[0]}/{gateway[1]}")
+        elif kind is INGRESS_CLASS:
+            # An IngressClass can change any app's flavour or admitted namespace (a new default class).
+            self.queue_apps(lambda app: True, f"IngressClass {metadata['name']}")
 
     @property
     def active(self) -> bool:
@@ -158,7 +211,9 @@ class Runtime:
         self.queue.pause()
 
     async def _process(self, key: Any) -> bool:
-        outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+        with measured_reconcile() as measured:
+            outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            measured.failed = outcome is not None and outcome.retry
         if outcome is None:
             self.own_status_versions.pop(key, None)
             return False

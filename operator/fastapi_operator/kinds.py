@@ -51,6 +51,7 @@ JOB = Kind("batch/v1", "Job", "jobs")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 LISTENER_SET = Kind("gateway.networking.k8s.io/v1", "ListenerSet", "listenersets")
 GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
+POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
 FASTAPIAPP = Kind(API_VERSION, KIND, PLURAL)
 HOST_CLAIM = Kind(API_VERSION, HOST_CLAIM_KIND, HOST_CLAIM_PLURAL, namespaced=False)
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
@@ -59,7 +60,7 @@ EVENT = Kind("v1", "Event", "events")
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
     CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS, LEASE,
-    HTTP_ROUTE, LISTENER_SET, GATEWAY,
+    HTTP_ROUTE, LISTENER_SET, GATEWAY, POD_MONITOR,
 )}
 
 APPLIED = ("get", "list", "watch", "create", "patch", "delete")  # server-side apply is a PATCH that may create
@@ -98,6 +99,7 @@ CHILDREN = (
     ChildKind(NETWORK_POLICY, _own, rolls_with_pods=True),
     ChildKind(AUTOSCALER, _own, rolls_with_pods=False),
     ChildKind(DISRUPTION_BUDGET, _own, rolls_with_pods=False),
+    ChildKind(POD_MONITOR, _own, rolls_with_pods=False),
     ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, verbs=("get", "list", "watch", "create", "delete"),
               why="migration Jobs: created once under a name that says what they run, never updated"),
 )

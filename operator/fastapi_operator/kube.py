@@ -25,6 +25,7 @@ from .kinds import (  # noqa: F401
     WATCHED_CHILD_KINDS, Kind,
 )
 from .meta import FIELD_MANAGER, OPERATOR_NAME
+from .metrics import REST_LATENCY, REST_REQUESTS
 
 
 REQUEST_TIMEOUT_SECONDS = 30
@@ -61,8 +62,8 @@ def missing_api_error(kind: Kind) -> MissingAPI:
     return MissingAPI(
         f"the cluster has no {kind.kind} API ({kind.plural}.{kind.group or 'core'}): "
         f"install its CRDs (cert-manager for ClusterIssuer and Certificate, Traefik for "
-        f"Middleware, the Gateway API's standard channel for HTTPRoute and ListenerSet, the operator's crds/ "
-        f"for HostClaim), or change the spec so the app does not need it"
+        f"Middleware, the Gateway API's standard channel for HTTPRoute and ListenerSet, the Prometheus "
+        f"Operator for PodMonitor, the operator's crds/ for HostClaim), or change the spec so the app does not need it"
     )
 
 
@@ -89,8 +90,10 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         for attempt in range(THROTTLED_ATTEMPTS):
+            started = time.monotonic()
             response = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT_SECONDS)
             data = response.read()
+            self._count(method, response.status, started)
             if response.status == 429 and attempt + 1 < THROTTLED_ATTEMPTS:
                 # API Priority and Fairness turned the request away: wait as long as it asks.
                 time.sleep(retry_after_seconds(response.getheader("Retry-After"), attempt))
@@ -110,7 +113,9 @@ class Kube:
         request = self.api.param_serialize(method="GET", resource_path=kind.path(namespace), query_params=query,
                                            header_params={"Accept": "application/json"},
                                            auth_settings=["BearerToken"])
+        started = time.monotonic()
         response = self.api.call_api(*request, _request_timeout=(REQUEST_TIMEOUT_SECONDS, read_timeout_seconds))
+        self._count("GET", response.status, started)
         try:
             if not 200 <= response.status < 300:
                 raise ApiException(status=response.status, reason=response.reason,
@@ -120,6 +125,12 @@ class Kube:
                     yield json.loads(line)
         finally:
             response.response.release_conn()
+
+    def _count(self, method: str, status: int, started: float) -> None:
+        """rest_client_requests_total and its latency, as client-go reports every request."""
+        host = self.api.configuration.host.split("://", 1)[-1]
+        REST_REQUESTS.labels(str(status), method, host).inc()
+        REST_LATENCY.labels(method, host).observe(time.monotonic() - started)
 
     def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
         """The object, or None when it (or, unless `required_api`, its whole API) is absent."""

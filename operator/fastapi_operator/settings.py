@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         None, description="Namespace of the ingress controller, for IngressClasses without the "
         "fastapi-operator.dev/controller-namespace annotation: the only namespace the NetworkPolicy lets in.",
     )
+    monitoring_namespace: str | None = Field(
+        None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace Prometheus runs in: the NetworkPolicy of an app with spec.metrics admits it to the "
+        "metrics port; unset: such an app with an ingress is InvalidSpec, since nothing could scrape it.")
     gateway: str | None = Field(
         None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
         description="Gateway (namespace/name) for apps whose spec.ingress names neither gateway nor className; "
@@ -51,6 +55,7 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(300, gt=0, description="Period of the full resync of every app.")
     log_format: Literal["text", "json"] = Field("text", description="text or json (one event a line).")
     liveness_port: int = Field(8080, ge=1, le=65535, description="Port of /healthz.")
+    metrics_port: int = Field(8081, ge=0, le=65535, description="Port of /metrics (Prometheus); 0: none.")
     workers: int = Field(4, ge=1, description="Apps reconciled at once.")
     max_concurrent_operator_rollouts: int = Field(
         10, ge=1,

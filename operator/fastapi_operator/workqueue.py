@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from typing import Awaitable, Callable, Hashable
+
+from .metrics import ACTIVE_WORKERS, CONTROLLER, LONGEST_RUNNING, QUEUE, QUEUE_ADDS, QUEUE_DEPTH, QUEUE_LATENCY
+from .metrics import QUEUE_RETRIES, UNFINISHED_WORK, WORK_DURATION
 
 log = logging.getLogger("fastapi_operator.workqueue")
 
@@ -31,6 +35,8 @@ class WorkQueue:
         self._order = itertools.count()  # first in, first out within a priority
         self._queued: dict[Hashable, int] = {}  # key -> the priority it waits at
         self._active: set[Hashable] = set()
+        self._added_at: dict[Hashable, float] = {}  # when a waiting key was queued (queue latency)
+        self._started_at: dict[Hashable, float] = {}  # when a running key's reconcile started
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._soon: set[Hashable] = set()
@@ -38,6 +44,13 @@ class WorkQueue:
         # Cleared while this replica stands by: keys still collect, nothing is processed.
         self._running = asyncio.Event()
         self._running.set()
+        # Read at scrape time, as client-go's queue reports them.
+        QUEUE_DEPTH.labels(QUEUE).set_function(lambda: len(self._queued))
+        ACTIVE_WORKERS.labels(CONTROLLER).set_function(lambda: len(self._active))
+        LONGEST_RUNNING.labels(QUEUE).set_function(
+            lambda: max((time.monotonic() - t for t in list(self._started_at.values())), default=0.0))
+        UNFINISHED_WORK.labels(QUEUE).set_function(
+            lambda: sum(time.monotonic() - t for t in list(self._started_at.values())))
 
     def add(self, key: Hashable, background: bool = False) -> None:
         """Queue `key`; `background` work waits behind every change. A key already waiting in the
@@ -46,6 +59,9 @@ class WorkQueue:
         if key in self._active:
             self._dirty.add(key)
         elif self._queued.get(key, BACKGROUND + 1) > priority:
+            if key not in self._queued:
+                QUEUE_ADDS.labels(QUEUE).inc()
+                self._added_at[key] = time.monotonic()
             self._queued[key] = priority
             self._queue.put_nowait((priority, next(self._order), key))
 
@@ -94,6 +110,8 @@ class WorkQueue:
                 self._queue.put_nowait(entry)
                 continue
             del self._queued[key]
+            started = self._started_at[key] = time.monotonic()
+            QUEUE_LATENCY.labels(QUEUE).observe(started - self._added_at.pop(key, started))
             self._active.add(key)
             try:
                 retry = await self._process(key)
@@ -102,7 +120,9 @@ class WorkQueue:
                 retry = True
             finally:
                 self._active.discard(key)
+                WORK_DURATION.labels(QUEUE).observe(time.monotonic() - self._started_at.pop(key, started))
             if retry:
+                QUEUE_RETRIES.labels(QUEUE).inc()
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 self.add_after(key, backoff_seconds(failures))
             else:

@@ -85,6 +85,14 @@ main() {
       "$kwok/kustomize/stage/pod/fast/pod-ready.yaml" <(echo ---) \
       "$kwok/kustomize/stage/pod/fast/pod-complete.yaml" <(echo ---) \
       "$kwok/kustomize/stage/pod/fast/pod-delete.yaml" > "$out/manifests/kwok-stages.yaml"
+  log "generating the PodMonitor CRD from the Prometheus Operator's API $PROMETHEUS_OPERATOR_API_VERSION"
+  monitoring=$(module_dir "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@$PROMETHEUS_OPERATOR_API_VERSION")
+  GOBIN="$out/tools" GOFLAGS=-mod=mod go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
+  generated=$(mktemp -d)
+  (cd "$monitoring" && GOFLAGS=-mod=mod "$out/tools/controller-gen" crd:crdVersions=v1,allowDangerousTypes=true \
+    paths=./v1 "output:crd:dir=$generated")
+  cp "$generated/monitoring.coreos.com_podmonitors.yaml" "$out/manifests/crds/"
+  rm -rf "$generated" "$out/tools"
   chmod -R u+w "$out/manifests"
   touch "$out/manifests/.complete"
   log "done: $out"

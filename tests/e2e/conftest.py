@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +23,7 @@ MEASUREMENTS = measurements("kind measurements")
 
 
 @pytest.fixture(scope="session")
-def kind_cluster() -> Iterator[rig.Cluster]:
+def kind_cluster() -> Iterator[rig.KindCluster]:
     missing = [tool for tool in ("go", "debootstrap", "docker", "iptables", "gcc") if shutil.which(tool) is None]
     if missing or os.geteuid() != 0:
         message = (f"kind tier SKIPPED: it needs root and {', '.join(missing) or 'nothing else'} "
@@ -45,9 +44,8 @@ def kind_cluster() -> Iterator[rig.Cluster]:
 @pytest.fixture(scope="session")
 def pebble_root(kind_cluster, tmp_path_factory) -> Path:
     """Pebble's issuing root, from its management API, through the API server's service proxy."""
-    pem = subprocess.run([str(kind_cluster.kubectl_bin), "--kubeconfig", str(kind_cluster.kubeconfig), "get", "--raw",
-                          "/api/v1/namespaces/pebble/services/https:pebble:management/proxy/roots/0"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    pem = kind_cluster.kubectl("get", "--raw", "/api/v1/namespaces/pebble/services/https:pebble:management/proxy/roots/0",
+                               timeout=60).stdout
     path = tmp_path_factory.mktemp("pebble") / "root.pem"
     path.write_text(pem)
     return path
@@ -70,8 +68,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
         return
 
     def kubectl(*args: str) -> str:
-        result = subprocess.run([str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), *args],
-                                capture_output=True, text=True, timeout=60)
+        result = cluster.kubectl(*args, check=False, timeout=60)
         return result.stdout + result.stderr
 
     report.sections.append(("operator logs (every replica)", kubectl(

@@ -5,7 +5,6 @@ two-replica app never leave it without a ready pod."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 
@@ -136,9 +135,8 @@ def serving_pods(cluster, namespace: str) -> list[str]:
 def evict(cluster, namespace: str, pod: str) -> bool:
     """The Eviction API, as `kubectl drain` uses it: False when a PodDisruptionBudget refuses (429)."""
     body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
-    result = subprocess.run([str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), "create", "--raw",
-                             f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-"],
-                            input=body, capture_output=True, text=True, timeout=30)
+    result = cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-",
+                             stdin=body, check=False, timeout=30)
     if result.returncode and "disruption budget" not in result.stderr.lower():
         raise AssertionError(f"eviction of {pod}: {result.stderr}")
     return result.returncode == 0

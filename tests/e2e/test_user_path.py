@@ -18,19 +18,15 @@ import pytest
 import yaml
 
 from tests.e2e import rig
-from tests.harness import eventually
+from tests.harness import Cluster, eventually
 
 HOST = f"hello.{rig.TEST_DOMAIN}"
 PREFIX = "/api"
 PEBBLE_DIRECTORY = rig.PEBBLE_DIRECTORY
 
 
-def kubectl(cluster: rig.Cluster, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run([str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), *args],
-                            input=stdin, capture_output=True, text=True, timeout=180)
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
-    return result.stdout
+def kubectl(cluster: Cluster, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    return cluster.kubectl(*args, stdin=stdin, check=check, timeout=180).stdout
 
 
 def get(cluster, kind: str, name: str, namespace: str | None = None) -> dict | None:

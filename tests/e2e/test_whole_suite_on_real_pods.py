@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.e2e import rig
 
@@ -20,9 +21,9 @@ BURST_ON_ONE_NODE = 20
 PACED_APPS_ON_ONE_NODE = 8
 
 
-def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_cluster: rig.Cluster, report, tmp_path):
+def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_cluster: rig.KindCluster, report, tmp_path):
     replicas = json.loads(kind_cluster.kubectl("get", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator",
-                                               "-o", "json"))["spec"]["replicas"]
+                                               "-o", "json").stdout)["spec"]["replicas"]
     kind_cluster.kubectl("scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=0")
     kind_cluster.kubectl("wait", "-n", rig.OPERATOR_NAMESPACE, "--for=delete", "pod",
                          "-l", "app.kubernetes.io/name=fastapi-operator", "--timeout=60s")
@@ -33,7 +34,7 @@ def test_the_shared_integration_suite_passes_against_the_kind_cluster(kind_clust
         "FASTAPI_OPERATOR_TEST_IMAGE_NEXT": rig.HELLO_IMAGE_NEXT,
         "FASTAPI_OPERATOR_TEST_BURST": str(BURST_ON_ONE_NODE),
         "FASTAPI_OPERATOR_TEST_PACED_APPS": str(PACED_APPS_ON_ONE_NODE),
-        "PATH": f"{kind_cluster.kubectl_bin.parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{Path(kind_cluster.kubectl_path).parent}{os.pathsep}{os.environ['PATH']}",
     }
     output = tmp_path / "integration-on-kind.log"
     started = time.monotonic()

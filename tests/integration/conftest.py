@@ -42,7 +42,8 @@ def _own_control_plane(tmp: Path) -> Iterator[Cluster]:
 INGRESS_CLASSES = Path(__file__).with_name("ingress-classes.yaml")
 # Apps that name no class get this one, as they got the old default: the kind cluster's default
 # class is Traefik's, and these tests are about the API, not about which controller serves.
-SESSION_SETTINGS = {"ingress_class": "nginx"}
+# Prometheus's namespace (spec.metrics) is set, so apps that ask for metrics are admitted.
+SESSION_SETTINGS = {"ingress_class": "nginx", "monitoring_namespace": "monitoring"}
 
 
 def _with_ingress_classes(cluster: Cluster) -> Cluster:

@@ -39,7 +39,7 @@ def test_default_render_has_the_crd_rbac_and_two_replicas_that_elect_a_leader():
     manifests = render()
     assert sorted({m["kind"] for m in manifests}) == [
         "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding",
-        "ServiceAccount"]
+        "Service", "ServiceAccount"]
     (deployment,) = of_kind(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
@@ -89,7 +89,7 @@ def test_every_operator_setting_has_a_value_and_reaches_the_environment():
     (deployment,) = of_kind(render({"operator": {"acmeEmail": "ops@example.com", "acmeServer": "https://ca.internal/dir",
                                                 "acmeCaBundle": "TUlJQg==", "ingressClass": "traefik",
                                                 "ingressNamespace": "traefik", "gateway": "infra/public",
-                                                "maxHostsPerNamespace": 20}}),
+                                                "maxHostsPerNamespace": 20, "monitoringNamespace": "monitoring"}}),
                                  "Deployment")
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {f"FASTAPI_OPERATOR_{name.upper()}" for name in Settings.model_fields}
@@ -142,3 +142,27 @@ def test_the_charts_namespaced_rights_are_generated_from_the_registry_of_child_k
     assert committed == chart_rbac_template(), "run `make crd`: the chart's RBAC differs from kinds.py"
     namespaced = {r for rule in rules(render({"operator": {"namespaces": ["shop"]}})) for r in rule["resources"]}
     assert {child.kind.plural for child in CHILDREN} <= namespaced
+
+
+def test_metrics_have_a_port_a_service_and_on_request_a_service_monitor():
+    manifests = render()
+    (deployment,) = of_kind(manifests, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 8081} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FASTAPI_OPERATOR_METRICS_PORT"] == "8081"
+    (service,) = of_kind(manifests, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8081, "targetPort": "metrics"}]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert not of_kind(manifests, "ServiceMonitor"), "no ServiceMonitor unless asked: its CRD may be missing"
+
+    monitored = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}}})
+    (monitor,) = of_kind(monitored, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+    off = render({"operator": {"metricsPort": 0}})
+    assert not of_kind(off, "Service")
+    (deployment,) = of_kind(off, "Deployment")
+    assert [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["health"]

@@ -115,3 +115,13 @@ def test_replicas_left_to_an_autoscaler_needs_apply_while_the_operator_still_own
     handed_off = copy.deepcopy(OWNED)
     del handed_off["f:spec"]["f:replicas"]
     assert needs_apply(desired, live_version(owned=handed_off)) is False
+
+
+def test_an_empty_string_the_api_server_drops_is_not_a_difference_but_a_value_set_over_it_is():
+    desired = copy.deepcopy(DESIRED)
+    desired["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = ""
+    live = live_version(desired)
+    del live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]  # omitempty: the server drops it
+    assert needs_apply(desired, live) is False
+    live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "set by hand"
+    assert needs_apply(desired, live) is True

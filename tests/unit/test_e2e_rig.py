@@ -4,13 +4,14 @@ where pins come from, and what the test NetworkPolicy enforcer admits."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import rig
+from tests.e2e import components, rig
 
-ENFORCER = Path(rig.HERE) / "images" / "netpol" / "enforcer.py"
+ENFORCER = Path(rig.HERE) / "components" / "netpol" / "enforcer.py"
 
 
 def load_enforcer():
@@ -20,12 +21,43 @@ def load_enforcer():
     return module
 
 
-def test_pins_come_from_one_file_and_kubernetes_from_the_control_planes_go_mod():
+def test_the_rigs_pins_come_from_one_file_and_kubernetes_from_the_control_planes_go_mod():
     pins = rig.read_pins()
     assert pins["KIND_VERSION"].startswith("v0.31.")
-    assert {"MOBY_VERSION", "RUNC_VERSION", "CONTAINERD_VERSION", "TRAEFIK_VERSION", "PEBBLE_VERSION",
-            "CERT_MANAGER_E2E_VERSION", "COREDNS_VERSION"} <= set(pins)
+    assert {"MOBY_VERSION", "RUNC_VERSION", "CONTAINERD_VERSION", "COREDNS_VERSION"} <= set(pins)
     assert rig.kubernetes_version().startswith("v1.35.")
+
+
+def test_each_component_is_one_folder_with_its_pin_manifest_and_ready_check():
+    every = components.load()
+    assert {c.name for c in every} == {"traefik", "pebble", "cert-manager", "netpol"}
+    for component in every:
+        assert component.folder.parent == Path(components.__file__).parent
+        assert component.ready and component.namespace in component.manifest
+        variables = set(re.findall(r"\$\{(\w+)\}", component.manifest))
+        assert set(component.binaries) <= variables, f"{component.name}: an image its manifest never names"
+    # The pins that used to live in versions.env are each in their component, once.
+    assert not {"TRAEFIK_VERSION", "PEBBLE_VERSION", "CERT_MANAGER_E2E_VERSION"} & set(rig.read_pins())
+
+
+def test_cert_managers_pin_is_the_version_its_go_mod_builds():
+    (cert_manager,) = [c for c in components.load() if c.name == "cert-manager"]
+    assert f"github.com/cert-manager/cert-manager {cert_manager.version}" in (cert_manager.folder / "go.mod").read_text()
+
+
+def test_a_components_build_is_keyed_by_its_pin_and_inputs_not_by_its_manifest(tmp_path, monkeypatch):
+    calls = []
+    component = components.Component(name="thing", folder=tmp_path, version="v1", namespace="thing",
+                                      ready=("deployment/thing",), build=lambda out, version: calls.append(version),
+                                      build_inputs=("go.mod",))
+    (tmp_path / "go.mod").write_text("module thing")
+    (tmp_path / "manifest.yaml").write_text("a")
+    monkeypatch.setattr(components, "build_once", lambda name, key, build: (build(tmp_path), key)[1])
+    first = component.built()
+    (tmp_path / "manifest.yaml").write_text("b")
+    assert component.built() == first
+    (tmp_path / "go.mod").write_text("module thing // v2")
+    assert component.built() != first
 
 
 def test_a_cache_key_changes_with_any_input(tmp_path):

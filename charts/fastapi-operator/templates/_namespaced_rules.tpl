@@ -39,6 +39,9 @@ Server-side apply is a PATCH, and a PATCH that creates the object also needs cre
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors]
+  verbs: [get, list, watch, create, patch, delete]
 # migration Jobs: created once under a name that says what they run, never updated
 - apiGroups: [batch]
   resources: [jobs]

@@ -18,6 +18,7 @@ from .ingress import render_ingresses
 from .issuer import render_cluster_issuer
 from .middleware import render_traefik_middlewares
 from .migration import render_migration_job
+from .monitor import render_pod_monitor
 from .networkpolicy import render_network_policy
 from .ingress_class import IngressClasses
 from .listenerset import render_listener_set
@@ -62,4 +63,7 @@ def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses,
     budget = render_disruption_budget(app)
     if budget is not None:
         manifests.append(budget)
+    monitor = render_pod_monitor(app)
+    if monitor is not None:
+        manifests.append(monitor)
     return Rendered(plan, manifests, render_migration_job(app))

@@ -22,3 +22,8 @@ def child_metadata(
     if app.metadata.uid:
         metadata["ownerReferences"] = [owner_reference(app.name, app.metadata.uid)]
     return metadata
+
+
+# The app's container port, by name: the Service, the probes, the NetworkPolicy and the PodMonitor
+# refer to it so, and a port change rolls with old and new pods both reachable.
+PORT_NAME = "http"

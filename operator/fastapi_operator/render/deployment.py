@@ -6,12 +6,12 @@ from typing import Any
 
 from ..api import EVERY_POD, FastAPIApp
 from ..meta import child_labels, selector_labels
-from .common import child_metadata
+from .common import PORT_NAME, child_metadata
+from .monitor import metrics_container_port
 from .plan import Plan
 from .pod import base_pod_spec, container_security_context, pod_metadata, step_container
 
 APP_CONTAINER = "app"
-PORT_NAME = "http"
 # Replicas spread over nodes, then zones: soft, so a one-node cluster (or nodes without zone
 # labels) still schedules every pod.
 SPREAD_TOPOLOGY_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
@@ -111,7 +111,8 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     app_container: dict[str, Any] = {
         "name": APP_CONTAINER,
         "image": spec.image,
-        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"},
+                  *filter(None, [metrics_container_port(app)])],
         "resources": spec.resources.wire(),
         "securityContext": container_security_context(spec.port),
         **probes(spec.health_path),

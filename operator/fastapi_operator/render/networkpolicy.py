@@ -8,15 +8,24 @@ from typing import Any
 
 from ..api import FastAPIApp
 from ..meta import selector_labels
-from .common import child_metadata
-from .deployment import PORT_NAME
+from .common import PORT_NAME, child_metadata
+from .monitor import metrics_port_name
 from .plan import Plan
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
+def _from_namespace(namespace: str, port: str) -> dict[str, Any]:
+    return {"from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
+            "ports": [{"port": port, "protocol": "TCP"}]}
+
+
 def render_network_policy(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
     assert plan.ingress_namespace, "an app with an Ingress always knows its controller's namespace"
+    # Prometheus, on the metrics port only (the app's own port when the metrics share it: then the
+    # monitoring namespace is trusted like the proxy, which docs/observability.md says).
+    scrape = metrics_port_name(app)
+    scraped = [_from_namespace(plan.monitoring_namespace, scrape)] if scrape and plan.monitoring_namespace else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -24,11 +33,8 @@ def render_network_policy(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": selector_labels(app.name)},
             "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: plan.ingress_namespace}}}],
-                # By name, like the Service: old pods on the old port and new pods on the new one are
-                # both admitted while a port change rolls, whatever is written first.
-                "ports": [{"port": PORT_NAME, "protocol": "TCP"}],
-            }],
+            # By name, like the Service: old pods on the old port and new pods on the new one are
+            # both admitted while a port change rolls, whatever is written first.
+            "ingress": [_from_namespace(plan.ingress_namespace, PORT_NAME), *scraped],
         },
     }

@@ -76,6 +76,7 @@ class Plan:
     url: str | None
     gateway: GatewayRoute | None = None  # set when the app is routed through the Gateway API
     keep_alive_seconds: int | None = None  # the server's idle keep-alive; None: uvicorn's own
+    monitoring_namespace: str | None = None  # where Prometheus runs: what the NetworkPolicy admits to the metrics
 
     @property
     def referenced_issuer(self) -> str | None:
@@ -130,6 +131,43 @@ def gateway_route(app: FastAPIApp, settings: Settings, gateways: Gateways | None
     return route
 
 
+def monitoring_namespace(app: FastAPIApp, settings: Settings) -> str | None:
+    """The namespace the NetworkPolicy admits to the metrics port, for an app with an ingress (and
+    so a NetworkPolicy) and spec.metrics; without it nothing could scrape the app, so it is refused."""
+    if app.spec.metrics is None:
+        return None
+    if settings.monitoring_namespace is None:
+        raise InvalidSpec(
+            "spec.metrics: the app's NetworkPolicy admits only its ingress controller, so Prometheus could not "
+            "scrape it: set the operator's monitoring_namespace (chart value operator.monitoringNamespace) to "
+            "the namespace Prometheus runs in, or remove spec.metrics")
+    return settings.monitoring_namespace
+
+
+def certificate_issuer(app: FastAPIApp, settings: Settings, ingress_class: str | None,
+                       gateway: GatewayRoute | None) -> tuple[str | None, Acme | None]:
+    """The ClusterIssuer the app's certificate comes from, and the shared ACME issuer to make for it
+    (None: the spec names its own ClusterIssuer, TLS is off, or the Gateway's listeners hold it)."""
+    tls = app.spec.tls
+    if not tls.enabled or (gateway is not None and not gateway.own_listeners):
+        return None, None
+    if tls.cluster_issuer:
+        return tls.cluster_issuer, None
+    requested = tls.acme
+    email = (requested.email if requested else None) or settings.acme_email
+    if not email:
+        raise InvalidSpec(
+            "spec.tls.acme.email is not set and the operator has no default ACME email: "
+            "set spec.tls.acme.email, set spec.tls.clusterIssuer to an existing ClusterIssuer, "
+            "or set spec.tls.enabled to false"
+        )
+    scope = install_scope(settings.namespaces)
+    directory = acme_directory(requested, settings)
+    solver = http01_solver(ingress_class, gateway)
+    issuer_name = acme_cluster_issuer_name(directory, email, json.dumps(solver, sort_keys=True), scope)
+    return issuer_name, Acme(directory.server, email, issuer_name, scope, directory.ca_bundle, solver)
+
+
 def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gateways: Gateways | None = None) -> Plan:
     """`classes`: the cluster's IngressClasses by name (the reconciler lists them)."""
     ingress = app.spec.ingress
@@ -147,27 +185,9 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
         ingress_class = flavour = None
         admitted = proxy_namespace(gateway.facts)
     tls = app.spec.tls.enabled
-    acme = None
-    issuer_name = None
-    if gateway is not None and tls and not gateway.own_listeners:
-        pass  # the Gateway's own listeners hold the platform's certificate
-    elif tls and app.spec.tls.cluster_issuer:
-        issuer_name = app.spec.tls.cluster_issuer
-    elif tls:
-        requested = app.spec.tls.acme
-        email = (requested.email if requested else None) or settings.acme_email
-        if not email:
-            raise InvalidSpec(
-                "spec.tls.acme.email is not set and the operator has no default ACME email: "
-                "set spec.tls.acme.email, set spec.tls.clusterIssuer to an existing ClusterIssuer, "
-                "or set spec.tls.enabled to false"
-            )
-        scope = install_scope(settings.namespaces)
-        directory = acme_directory(requested, settings)
-        solver = http01_solver(ingress_class, gateway)
-        issuer_name = acme_cluster_issuer_name(directory, email, json.dumps(solver, sort_keys=True), scope)
-        acme = Acme(directory.server, email, issuer_name, scope, directory.ca_bundle, solver)
+    issuer_name, acme = certificate_issuer(app, settings, ingress_class, gateway)
 
+    monitoring = monitoring_namespace(app, settings)
     root_path = ingress.path if ingress.path != "/" else None
     scheme = "https" if tls else "http"
     return Plan(
@@ -183,4 +203,5 @@ def plan_app(app: FastAPIApp, settings: Settings, classes: IngressClasses, gatew
         gateway=gateway,
         keep_alive_seconds=app.spec.keep_alive_seconds or (
             PROXY_IDLE_SECONDS.get(flavour or "", UNKNOWN_PROXY_IDLE_SECONDS) + KEEP_ALIVE_MARGIN_SECONDS),
+        monitoring_namespace=monitoring,
     )

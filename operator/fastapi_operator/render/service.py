@@ -6,8 +6,7 @@ from typing import Any
 
 from ..api import FastAPIApp
 from ..meta import selector_labels, service_port_name
-from .common import child_metadata
-from .deployment import PORT_NAME
+from .common import PORT_NAME, child_metadata
 
 SERVICE_PORT = 80
 
