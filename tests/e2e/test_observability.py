@@ -1,0 +1,56 @@
+"""A real Prometheus (tests/e2e/components/prometheus) scrapes the operator's metrics through the
+Service the chart makes: both replicas are up, exactly one says it leads, and the reconciles of an
+app applied here show up in controller-runtime's counter."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+
+import pytest
+
+from tests.e2e import rig
+from tests.e2e.test_user_path import kubectl
+from tests.harness import eventually
+
+
+def query(cluster, promql: str) -> list[dict]:
+    path = ("/api/v1/namespaces/monitoring/services/prometheus:9090/proxy/api/v1/query?query="
+            + urllib.parse.quote(promql))
+    answer = json.loads(kubectl(cluster, "get", "--raw", path))
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def value(cluster, promql: str) -> float | None:
+    result = query(cluster, promql)
+    return float(result[0]["value"][1]) if result else None
+
+
+@pytest.fixture(scope="module")
+def namespace(kind_cluster):
+    name = f"e2e-metrics-{uuid.uuid4().hex[:5]}"
+    kubectl(kind_cluster, "create", "namespace", name)
+    return name
+
+
+def test_prometheus_scrapes_both_replicas_and_sees_one_leader_and_the_reconciles(kind_cluster, namespace, report):
+    eventually(lambda: value(kind_cluster, 'count(up{job="fastapi-operator"} == 1)') == 2, timeout=90, interval=2,
+               message="both operator replicas scraped")
+    assert value(kind_cluster, 'sum(leader_election_master_status{name="fastapi-operator"})') == 1, \
+        "exactly one replica leads"
+    before = value(kind_cluster, 'sum(controller_runtime_reconcile_total{controller="fastapiapp"})') or 0
+    app = {"apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp",
+           "metadata": {"name": "counted", "namespace": namespace},
+           "spec": {"image": rig.HELLO_IMAGE, "healthPath": "/health",
+                    "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}}}
+    kubectl(kind_cluster, "apply", "-f", "-", stdin=json.dumps(app))
+    eventually(lambda: (value(kind_cluster, 'sum(controller_runtime_reconcile_total{controller="fastapiapp"})')
+                        or 0) > before, timeout=60, interval=2, message="the app's reconciles scraped")
+    ready = eventually(lambda: value(kind_cluster, 'sum(fastapi_operator_apps{ready="True"})'), timeout=180,
+                       interval=2, message="a Ready app counted")
+    latency = value(kind_cluster, 'histogram_quantile(0.99, sum by (le) '
+                                  '(rate(controller_runtime_reconcile_time_seconds_bucket[5m])))')
+    report("kind: Prometheus scraping the operator", f"2 replicas up, 1 leader, {ready:.0f} apps Ready, "
+           f"reconcile p99 {latency if latency is None else f'{latency * 1000:.0f} ms'}")
