@@ -5,12 +5,14 @@ app applied here show up in controller-runtime's counter."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import urllib.parse
 import uuid
 
 import pytest
 
-from tests.e2e import rig
+from tests.e2e import components, rig
 from tests.e2e.test_user_path import kubectl
 from tests.harness import eventually
 
@@ -54,3 +56,19 @@ def test_prometheus_scrapes_both_replicas_and_sees_one_leader_and_the_reconciles
                                   '(rate(controller_runtime_reconcile_time_seconds_bucket[5m])))')
     report("kind: Prometheus scraping the operator", f"2 replicas up, 1 leader, {ready:.0f} apps Ready, "
            f"reconcile p99 {latency if latency is None else f'{latency * 1000:.0f} ms'}")
+
+
+def test_the_charts_alerts_load_and_fire_as_their_unit_tests_say(tmp_path, report):
+    """promtool, from the Prometheus module the rig builds: the rules parse (check rules) and the
+    not-Ready and no-leader alerts fire when, and only when, they should (test rules)."""
+    (prometheus,) = [c for c in components.load() if c.name == "prometheus"]
+    promtool = prometheus.built() / "promtool"
+    shutil.copy(rig.REPO / "charts" / "fastapi-operator" / "files" / "alerts.yaml", tmp_path / "alerts.yaml")
+    shutil.copy(prometheus.folder / "alerts_test.yaml", tmp_path / "alerts_test.yaml")
+    checked = subprocess.run([str(promtool), "check", "rules", "alerts.yaml"], cwd=tmp_path, capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([str(promtool), "test", "rules", "alerts_test.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    report("kind: the chart's alerts", checked.stdout.strip().splitlines()[-1] + "; promtool test rules: SUCCESS")

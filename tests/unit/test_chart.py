@@ -166,3 +166,15 @@ def test_metrics_have_a_port_a_service_and_on_request_a_service_monitor():
     assert not of_kind(off, "Service")
     (deployment,) = of_kind(off, "Deployment")
     assert [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["health"]
+
+
+def test_the_prometheus_rule_carries_the_alerts_file_when_asked():
+    assert not of_kind(render(), "PrometheusRule")
+    (rule,) = of_kind(render({"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}}}}),
+                      "PrometheusRule")
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts
+    assert {r["alert"] for r in rule["spec"]["groups"][0]["rules"]} == {
+        "FastAPIAppNotReady", "FastAPIAppMigrationFailed", "FastAPIOperatorReconcileErrors", "FastAPIOperatorNoLeader",
+        "FastAPIOperatorQueueGrowing"}
+    assert rule["metadata"]["labels"]["release"] == "prom"
