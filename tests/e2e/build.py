@@ -72,6 +72,13 @@ def gateway_api_crds() -> list[Path]:
     return sorted(path for path in crds.glob("gateway.networking.k8s.io_*.yaml") if "vap_" not in path.name)
 
 
+def controlplane_crd(name: str) -> Path:
+    """A CRD the control plane's build (tests/controlplane/build.sh, cached) fetched or generated,
+    such as the Prometheus Operator's PodMonitor, which controller-gen makes from its API module."""
+    out = run("bash", CONTROLPLANE / "build.sh", quiet=False).strip().splitlines()[-1]
+    return Path(out) / "manifests" / "crds" / name
+
+
 def cache_key(*parts: object) -> str:
     """A stable hash of what a build depends on: pins, file contents, the builder's own code."""
     digest = hashlib.sha256()

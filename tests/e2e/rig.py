@@ -36,6 +36,7 @@ from tests.e2e.build import (
     binary_image,
     build_once,
     cache_key,
+    controlplane_crd,
     debian_rootfs,
     gateway_api_crds,
     go_install,
@@ -337,20 +338,24 @@ def install_components(cluster: KindCluster, images: dict[str, str], own_images_
     every = components.load()
     context = components.Context(state=cluster.state, tools_image="")
     values = {name: value for component in every for name, value in component.values(context).items()}
-    for crds in [path for component in every for path in component.crd_paths()] + gateway_api_crds():
+    # The PodMonitor of spec.metrics: no Prometheus Operator runs here (its module is not served),
+    # but its API does, so apps that ask for metrics reconcile as they would on a platform's cluster.
+    pod_monitor = controlplane_crd("monitoring.coreos.com_podmonitors.yaml")
+    for crds in [path for component in every for path in component.crd_paths()] + gateway_api_crds() + [pod_monitor]:
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     for component in every:
         apply_template(cluster, component.manifest, **images, **values)
     own_images_loaded()
-    install_operator(cluster, values["PEBBLE_CA_BUNDLE"])
+    (prometheus,) = [component for component in every if component.name == "prometheus"]
+    install_operator(cluster, values["PEBBLE_CA_BUNDLE"], monitoring_namespace=prometheus.namespace)
     for namespace, ready in [("kube-system", "deployment/coredns"), *((component.namespace, name)
                              for component in every for name in component.ready),
                              (OPERATOR_NAMESPACE, "deployment/fastapi-operator")]:
         cluster.kubectl("rollout", "status", "-n", namespace, ready, "--timeout=300s", timeout=330)
 
 
-def install_operator(cluster: KindCluster, ca_bundle: str) -> None:
+def install_operator(cluster: KindCluster, ca_bundle: str, monitoring_namespace: str) -> None:
     """From the chart, as a user installs it, with the images built here. Pebble is the
     operator's default ACME server, so an app that only gives an email gets its certificate."""
     import helm_python as helm
@@ -359,7 +364,9 @@ def install_operator(cluster: KindCluster, ca_bundle: str) -> None:
     values = {"crds": {"install": False}, "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
               # No class and no namespace: apps get the default IngressClass (Traefik's), and the
               # NetworkPolicy admits the namespace that class's annotation names.
-              "operator": {"acmeEmail": "ops@example.com", "acmeServer": PEBBLE_DIRECTORY, "acmeCaBundle": ca_bundle}}
+              "operator": {"acmeEmail": "ops@example.com", "acmeServer": PEBBLE_DIRECTORY, "acmeCaBundle": ca_bundle,
+                           # The kind tier's Prometheus: apps with spec.metrics admit it to their metrics port.
+                           "monitoringNamespace": monitoring_namespace}}
     with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=OPERATOR_NAMESPACE) as config:
         config.install(REPO / "charts" / "fastapi-operator", "fastapi-operator", values,
                        namespace=OPERATOR_NAMESPACE, create_namespace=True, timeout=120)

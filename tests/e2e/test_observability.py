@@ -1,6 +1,8 @@
 """A real Prometheus (tests/e2e/components/prometheus) scrapes the operator's metrics through the
 Service the chart makes: both replicas are up, exactly one says it leads, and the reconciles of an
-app applied here show up in controller-runtime's counter."""
+app applied here show up in controller-runtime's counter. It scrapes an app's own metrics too, on
+the port spec.metrics names, through the NetworkPolicy rule that admits its namespace there alone;
+and the chart's alerts load and fire as their unit tests say."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 
 from tests.e2e import components, rig
 from tests.e2e.test_user_path import kubectl
+from tests.e2e.traffic import SteadyTraffic
 from tests.harness import eventually
 
 
@@ -56,6 +59,33 @@ def test_prometheus_scrapes_both_replicas_and_sees_one_leader_and_the_reconciles
                                   '(rate(controller_runtime_reconcile_time_seconds_bucket[5m])))')
     report("kind: Prometheus scraping the operator", f"2 replicas up, 1 leader, {ready:.0f} apps Ready, "
            f"reconcile p99 {latency if latency is None else f'{latency * 1000:.0f} ms'}")
+
+
+METRICS_HOST = f"metrics.{rig.TEST_DOMAIN}"
+
+
+def test_an_apps_own_request_counter_rises_with_traffic_through_traefik(kind_cluster, namespace, report):
+    app = {"apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp",
+           "metadata": {"name": "scraped", "namespace": namespace},
+           "spec": {"image": rig.HELLO_IMAGE, "replicas": 2, "healthPath": "/health",
+                    "env": [{"name": "METRICS_PORT", "value": "9100"}],
+                    "metrics": {"port": 9100, "interval": "5s"},
+                    "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
+                    "ingress": {"hosts": [METRICS_HOST], "className": "traefik"}, "tls": {"enabled": False}}}
+    kubectl(kind_cluster, "apply", "-f", "-", stdin=json.dumps(app))
+    eventually(lambda: value(kind_cluster, f'count(up{{job="fastapi-apps",namespace="{namespace}"}} == 1)') == 2,
+               timeout=180, interval=2, message="both pods' metrics port scraped through the NetworkPolicy")
+    # A route no probe asks for: only the traffic below moves its counter.
+    served = f'sum(hello_requests_total{{namespace="{namespace}",route="/items/",status="200"}})'
+    before = value(kind_cluster, served) or 0
+    with SteadyTraffic(METRICS_HOST, "/items/", clients=2, interval=0.1) as traffic:
+        eventually(lambda: (value(kind_cluster, served) or 0) >= before + 50, timeout=60, interval=2,
+                   message="the app's request counter rose with the traffic")
+    after = value(kind_cluster, served)
+    report("kind: an app's own metrics through its PodMonitor's port",
+           f"2 pods up; hello_requests_total rose by {after - before:.0f} while {len(traffic.statuses)} requests "
+           f"went through Traefik ({traffic.failed} failed)")
+    assert traffic.failed == 0, traffic.summary()
 
 
 def test_the_charts_alerts_load_and_fire_as_their_unit_tests_say(tmp_path, report):

@@ -1,9 +1,29 @@
-"""A small FastAPI app that shows what the proxy in front of it did to each request."""
+"""A small FastAPI app that shows what the proxy in front of it did to each request, and counts
+the requests it serves for Prometheus."""
+
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
+from prometheus_client import Counter, start_http_server
 
 app = FastAPI(title="hello")
+
+REQUESTS = Counter("hello_requests_total", "Requests served, by route and status", ["route", "status"])
+
+# Metrics on a port of their own (spec.metrics.port): Prometheus is admitted to that port alone, never
+# to the one that trusts forwarded headers, and /metrics is not served through the Ingress. One server
+# process per container (`fastapi run`), so one metrics server.
+if os.environ.get("METRICS_PORT"):
+    start_http_server(int(os.environ["METRICS_PORT"]))
+
+
+@app.middleware("http")
+async def count_requests(request: Request, call_next):
+    response = await call_next(request)
+    route = request.scope.get("route")
+    REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+    return response
 
 
 @app.get("/health")

@@ -4,8 +4,8 @@ A folder holds everything about its component: `component.py` (its pin, how its 
 built, its images, its namespace and what "ready" means), `manifest.yaml` (what is applied, with
 `${VARIABLE}` for its images and values) and whatever its build needs (a go.mod, a script).
 Bumping a version is one line in its `component.py`; adding a component is one folder. The rig
-reads the list below, builds each (cached by its pins and its folder), puts the images into the
-node image, and applies every manifest at once, waiting for each component's `ready` list.
+reads the list below, builds each (cached by its pin, build inputs and build code), puts its
+images in the node image, and applies every manifest at once, waiting for each `ready` list.
 """
 
 from __future__ import annotations
