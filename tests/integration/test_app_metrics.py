@@ -3,6 +3,7 @@ Operator's API), the container port and the NetworkPolicy rule each added, chang
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.manifests import SMALL_RESOURCES, app_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 INGRESS = {"hosts": ["metrics.example.com"], "className": "nginx"}
+CRD = "podmonitors.monitoring.coreos.com"
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,27 @@ def test_metrics_behind_a_network_policy_without_prometheuss_namespace_say_what_
         assert cluster.get(DEPLOYMENT, namespace, "scraped") is None, "nothing is made for a refused spec"
     finally:
         process.stop()
+
+
+def test_metrics_without_the_monitoring_crds_say_what_to_install(cluster, namespace, operator_paused, tmp_path,
+                                                                pod_monitor_crd):
+    from tests.harness import OperatorProcess
+    saved = json.loads(cluster.kubectl("get", "crd", CRD, "-o", "json").stdout)
+    saved["metadata"] = {"name": CRD}
+    saved.pop("status", None)
+    cluster.kubectl("delete", "crd", CRD, "--wait=true", timeout=120)
+    process = OperatorProcess(cluster, tmp_path / "operator.log", settings={"ingress_class": "nginx",
+                                                                            "monitoring_namespace": "monitoring",
+                                                                            "namespaces": namespace})
+    process.start()
+    try:
+        cluster.apply(app_manifest("scraped", namespace, resources=SMALL_RESOURCES, metrics={}))
+        eventually(lambda: condition(cluster.app(namespace, "scraped"), "Reconciled").get("reason") == "MissingAPI",
+                   timeout=60, message="MissingAPI")
+        message = condition(cluster.app(namespace, "scraped"), "Reconciled")["message"]
+        assert "PodMonitor" in message and "Prometheus Operator" in message, message
+        assert condition(cluster.app(namespace, "scraped"), "Ready").get("status") == "False"
+    finally:
+        process.stop()
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(saved))
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD}")
