@@ -45,6 +45,26 @@ FULL_SPEC: dict[str, Any] = {
 }
 
 
+# A worker, a schedule, a volume of each kind and a sidecar: what issue 25's users run beside the web process.
+PARTS: dict[str, Any] = {
+    "volumes": [{"name": "shared", "emptyDir": {"sizeLimit": "64Mi"}},
+                {"name": "settings", "configMap": {"name": "hello-settings", "optional": True}},
+                {"name": "keys", "secret": {"secretName": "hello-keys", "optional": True}},
+                {"name": "uploads", "persistentVolumeClaim": {"claimName": "uploads"}},
+                {"name": "scratch", "ephemeral": {"storage": "1Gi"}}],
+    "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+    "sidecars": [{"name": "files", "image": "files:1", "command": ["serve", "/shared"],
+                  "ports": [{"name": "files", "containerPort": 9000}], "probe": {"tcpPort": 9000},
+                  "volumeMounts": [{"name": "shared", "mountPath": "/shared", "readOnly": True}]}],
+    "workers": [{"name": "queue", "command": ["arq", "app.worker.WorkerSettings"], "replicas": 2,
+                 "probe": {"command": ["arq", "--check", "app.worker.WorkerSettings"]},
+                 "terminationGracePeriodSeconds": 300,
+                 "volumeMounts": [{"name": "settings", "mountPath": "/etc/hello", "readOnly": True}]}],
+    "schedules": [{"name": "nightly", "schedule": "0 3 * * *", "timeZone": "Europe/Paris",
+                   "command": ["python", "-m", "app.cleanup"], "deadlineSeconds": 600}],
+}
+
+
 def namespace_host(namespace: str) -> str:
     """A host of the namespace's own: a host served in one namespace is claimed for it."""
     return f"hello.{namespace}.example.com"
@@ -125,6 +145,24 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
                                                     "gateway": {"name": "public", "listeners": "Both"}}), "listeners"),
     ("gateway-listeners-with-acme", _with("ingress", {"hosts": ["a.example.com"],
                                                       "gateway": {"name": "public", "listeners": "Gateway"}}), "tls"),
+    ("worker-name-repeated", {**FULL_SPEC, "workers": [{"name": "q", "command": ["arq"]}, {"name": "q", "command": ["x"]}]},
+     "workers"),
+    ("worker-command-empty", {**FULL_SPEC, "workers": [{"name": "q", "command": []}]}, "command"),
+    ("worker-replicas-and-autoscaling", {**FULL_SPEC, "workers": [{"name": "q", "command": ["arq"], "replicas": 2,
+                                                                   "autoscaling": {"maxReplicas": 3}}]}, "replicas"),
+    ("schedule-not-cron", {**FULL_SPEC, "schedules": [{"name": "n", "schedule": "every night", "command": ["x"]}]},
+     "schedule"),
+    ("schedule-name-repeated", {**FULL_SPEC, "schedules": [{"name": "n", "schedule": "@daily", "command": ["x"]},
+                                                           {"name": "n", "schedule": "@hourly", "command": ["y"]}]},
+     "schedules"),
+    ("mount-undeclared", {**FULL_SPEC, "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}, "volumes"),
+    ("worker-mount-undeclared", {**FULL_SPEC, "workers": [{"name": "q", "command": ["arq"], "volumeMounts": [
+        {"name": "cache", "mountPath": "/cache"}]}]}, "volumes"),
+    ("volume-two-sources", {**FULL_SPEC, "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Gi"},
+                                                      "secret": {"secretName": "s"}}]}, "volumes"),
+    ("sidecar-named-app", {**FULL_SPEC, "sidecars": [{"name": "app", "image": "proxy:1"}]}, "sidecars"),
+    ("sidecar-named-as-step", {**FULL_SPEC, "sidecars": [{"name": "migrate", "image": "proxy:1"}]}, "sidecars"),
+    ("pod-label-selects-workers", _with("podLabels", {"fastapi-operator.dev/worker": "q"}), "podLabels"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
@@ -152,4 +190,5 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
                       "shutdown": {"drainSeconds": 10, "timeoutSeconds": 50}}),
     ("acme-server-with-ca", _with("tls.acme", {"email": "ops@example.com", "server": "https://ca.internal:9000/acme/dir",
                                                "caBundle": PEM_BUNDLE})),
+    ("parts", {**FULL_SPEC, **PARTS}),
 ]

@@ -616,6 +616,229 @@ PodLabels = Annotated[
 PodAnnotations = Annotated[dict[str, str], AfterValidator(_pod_annotations)]
 
 
+# --- Beyond the web process: volumes, sidecars, workers and schedules ---
+
+# Five fields, or one of the macros the CronJob controller knows; the API server checks the values.
+CRON_PATTERN = (r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+                r"([0-9*/,?A-Za-z-]+\s+){4}[0-9*/,?A-Za-z-]+)$")
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+MOUNT_PATH_PATTERN = r"^/\S*$"
+PATTERN_HINTS[CRON_PATTERN] = ("must be a cron schedule: five fields (minute hour day-of-month month day-of-week), "
+                               "such as '0 3 * * *', or @hourly, @daily, @weekly, @monthly, @yearly")
+PATTERN_HINTS[TIME_ZONE_PATTERN] = "must be a time zone name of the tz database, such as Europe/Paris or Etc/UTC"
+# What the web container, the app's own init containers and the migration Job's are called: a
+# sidecar of that name would be a second container of one name in the pod.
+APP_CONTAINER_NAME = "app"
+MOUNTS_DECLARED = "every volumeMounts[].name must be the name of one of spec.volumes"
+MAX_VOLUMES = 32
+MAX_PARTS = 16
+MAX_STEPS = 32  # bounds the cost of the sidecar-name rule, which the API server estimates ahead
+
+
+class VolumeMount(Model):
+    """Where a container sees one of spec.volumes."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, description="A name of spec.volumes.")
+    mount_path: str = Field(max_length=1024, pattern=MOUNT_PATH_PATTERN, description="Absolute path in the container.")
+    read_only: bool | None = Field(None, description="Mounted read-only.")
+    sub_path: str | None = Field(None, min_length=1, max_length=1024, pattern=r"^[^/]\S*$",
+                                 description="A path inside the volume to mount instead of its root.")
+
+
+VolumeMounts = Annotated[list[VolumeMount], Field(max_length=MAX_VOLUMES)]
+
+
+class EmptyDirVolume(Model):
+    """Scratch space that lives as long as the pod (a cache, files shared with a sidecar)."""
+
+    size_limit: Quantity = Field(description="The most it may hold, e.g. 1Gi; past it the pod is evicted.")
+    medium: Literal["Memory"] | None = Field(None, description="Memory: a tmpfs, counted against the memory limit.")
+
+
+class ConfigMapVolume(Model):
+    """A ConfigMap's keys as files."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="The ConfigMap.")
+    optional: bool | None = Field(None, description="Whether it may be missing.")
+
+
+class SecretVolume(Model):
+    """A Secret's keys as files."""
+
+    secret_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="The Secret.")
+    optional: bool | None = Field(None, description="Whether it may be missing.")
+
+
+class ClaimVolume(Model):
+    """An existing PersistentVolumeClaim of the app's namespace."""
+
+    claim_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="The claim.")
+    read_only: bool | None = Field(None, description="Mounted read-only.")
+
+
+class EphemeralVolume(Model):
+    """A PersistentVolumeClaim made for each pod and deleted with it."""
+
+    storage: Quantity = Field(description="Size requested, e.g. 10Gi.")
+    storage_class_name: str | None = Field(None, min_length=1, max_length=253, description="Default: the cluster's.")
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany"]] = Field(
+        default_factory=lambda: ["ReadWriteOnce"], min_length=1, max_length=4, description="Default ReadWriteOnce.")
+
+
+VOLUME_SOURCES = ("empty_dir", "config_map", "secret", "persistent_volume_claim", "ephemeral")
+ONE_VOLUME_SOURCE = "set exactly one of emptyDir, configMap, secret, persistentVolumeClaim, ephemeral"
+
+
+class Volume(Model):
+    """A volume the app's pods may mount: each pod gets the volumes its containers mount."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_cel(
+        "[has(self.emptyDir), has(self.configMap), has(self.secret), has(self.persistentVolumeClaim), "
+        "has(self.ephemeral)].filter(x, x).size() == 1", ONE_VOLUME_SOURCE)]})
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, description="Name the mounts use.")
+    empty_dir: EmptyDirVolume | None = Field(None, description=EmptyDirVolume.__doc__)
+    config_map: ConfigMapVolume | None = Field(None, description=ConfigMapVolume.__doc__)
+    secret: SecretVolume | None = Field(None, description=SecretVolume.__doc__)
+    persistent_volume_claim: ClaimVolume | None = Field(None, description=ClaimVolume.__doc__)
+    ephemeral: EphemeralVolume | None = Field(None, description=EphemeralVolume.__doc__)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Volume:
+        if sum(getattr(self, source) is not None for source in VOLUME_SOURCES) != 1:
+            raise ValueError(ONE_VOLUME_SOURCE)
+        return self
+
+
+class ProbeSpec(Model):
+    """A check of a worker or sidecar: a command, an HTTP GET or a TCP connection (set one)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_cel(
+        "[has(self.command), has(self.httpPath), has(self.tcpPort)].filter(x, x).size() == 1",
+        "set exactly one of command, httpPath, tcpPort")]})
+
+    command: list[str] | None = Field(None, min_length=1, description="Exec-form command; exit 0 is healthy.")
+    http_path: str | None = Field(None, pattern=HEALTH_PATH_PATTERN, description="HTTP path, on httpPort.")
+    http_port: int | None = Field(None, ge=1, le=65535, description="Port of httpPath; default the first port.")
+    tcp_port: int | None = Field(None, ge=1, le=65535, description="A port that must accept connections.")
+    period_seconds: int = Field(10, ge=1, le=3600, description="How often it runs.")
+    failure_threshold: int = Field(3, ge=1, le=100, description="Failures in a row that count.")
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ProbeSpec:
+        if sum(value is not None for value in (self.command, self.http_path, self.tcp_port)) != 1:
+            raise ValueError("set exactly one of command, httpPath, tcpPort")
+        return self
+
+
+class ContainerPort(Model):
+    name: str = Field(min_length=1, max_length=15, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                      description="Port name, at most 15 characters.")
+    container_port: int = Field(ge=1, le=65535, description="Port number.")
+
+
+class Sidecar(Model):
+    """A container beside the app in each of its pods (the web pods, each worker's, each
+    schedule's and the migration Job's): a Kubernetes native sidecar, started before the app's
+    containers and stopped after them, under the same security settings."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+                      description="Container name, unique among the sidecars and preStart steps, not 'app'.")
+    image: str = Field(min_length=1, pattern=IMAGE_PATTERN, description="Container image.")
+    command: list[str] = Field(default_factory=list, description="Exec-form command; default the image's.")
+    ports: Annotated[list[ContainerPort], AfterValidator(_unique_names)] = Field(
+        default_factory=list, max_length=16, description="Ports it listens on (reached from the pod itself).",
+        json_schema_extra=KEYED_BY_NAME)
+    resources: ResourceRequirements = Field(
+        ResourceRequirements(requests={"cpu": "10m", "memory": "64Mi"}, limits={"memory": "64Mi"}),
+        description="Default requests cpu 10m, memory 64Mi and limits memory 64Mi.")
+    env: Annotated[list[EnvVar], AfterValidator(_unique_names)] = Field(
+        default_factory=list, description="Its environment (not the app's).", json_schema_extra=KEYED_BY_NAME)
+    probe: ProbeSpec | None = Field(None, description="Readiness: the app's containers start once it passes.")
+    volume_mounts: VolumeMounts = Field(default_factory=list, description="Volumes it mounts.")
+
+
+class Worker(Model):
+    """A background worker (Celery, arq, RQ, Dramatiq): a Deployment with no Service, ingress or
+    forwarded-header trust, on the app's image, environment and pod settings unless it sets its
+    own, rolled with the web pods once the migration succeeded."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_cel(
+        "!has(self.autoscaling) || !has(self.replicas)", "set replicas or autoscaling, not both", ".replicas")]})
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+                      description="Name, unique among the workers: the Deployment is <app>.<name>.")
+    command: list[str] = Field(min_length=1, description="Exec-form command, e.g. [arq, app.worker.Settings].")
+    image: str | None = Field(None, pattern=IMAGE_PATTERN, description="Default spec.image.")
+    replicas: int | None = Field(None, ge=0, description="Number of pods, default 1; excludes autoscaling.")
+    autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
+    resources: ResourceRequirements | None = Field(None, description="Default spec.resources.")
+    env: Annotated[list[EnvVar] | None, AfterValidator(_unique_names)] = Field(
+        None, description="Its environment; when absent the app's spec.env.", json_schema_extra=KEYED_BY_NAME)
+    env_from: list[EnvFromSource] | None = Field(None, description="When absent the app's spec.envFrom.")
+    probe: ProbeSpec | None = Field(None, description="Liveness check; none by default (a worker has no port).")
+    termination_grace_period_seconds: int = Field(
+        60, ge=1, le=86400, description="Seconds a stopping worker has after SIGTERM to finish its task.")
+    volume_mounts: VolumeMounts = Field(default_factory=list, description="Volumes it mounts.")
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> Worker:
+        if self.autoscaling is not None and self.replicas is not None:
+            raise ValueError("set replicas or autoscaling, not both")
+        return self
+
+
+class Schedule(Model):
+    """A scheduled task: a CronJob on the app's image and environment. It never starts a run while
+    a migration of the app runs (suspended until it ends), and runs the new version from the
+    moment the migration succeeded."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN,
+                      description="Name, unique among the schedules: the CronJob is <app>.<name>, at most 52 characters.")
+    schedule: str = Field(pattern=CRON_PATTERN, description="Cron schedule, e.g. '0 3 * * *' or @hourly.")
+    time_zone: str | None = Field(None, pattern=TIME_ZONE_PATTERN, description="Default the controller's (UTC).")
+    command: list[str] = Field(min_length=1, description="Exec-form command, e.g. [python, -m, app.cleanup].")
+    image: str | None = Field(None, pattern=IMAGE_PATTERN, description="Default spec.image.")
+    resources: ResourceRequirements | None = Field(None, description="Default spec.resources.")
+    env: Annotated[list[EnvVar] | None, AfterValidator(_unique_names)] = Field(
+        None, description="Its environment; when absent the app's spec.env.", json_schema_extra=KEYED_BY_NAME)
+    env_from: list[EnvFromSource] | None = Field(None, description="When absent the app's spec.envFrom.")
+    concurrency_policy: Literal["Forbid", "Allow", "Replace"] = Field(
+        "Forbid", description="A run due while the last one runs: Forbid skips it, Replace stops the last one, "
+        "Allow runs both.")
+    deadline_seconds: int | None = Field(None, ge=1, le=604800, description="Seconds a run may take before it fails.")
+    starting_deadline_seconds: int | None = Field(
+        None, ge=1, description="Seconds after its time a missed run may still start (after a migration, say); "
+        "default: it starts however late.")
+    successful_jobs_history_limit: int = Field(3, ge=0, le=100, description="Finished runs kept.")
+    failed_jobs_history_limit: int = Field(1, ge=0, le=100, description="Failed runs kept.")
+    volume_mounts: VolumeMounts = Field(default_factory=list, description="Volumes it mounts.")
+
+
+def parts_problem(volumes: list[Volume], web_mounts: list[VolumeMount], sidecars: list[Sidecar],
+                  workers: list[Worker], schedules: list[Schedule], container_names: set[str]) -> str | None:
+    """What PARTS_RULES refuse at admission, for the offline validation."""
+    clashing = sorted(sidecar.name for sidecar in sidecars if sidecar.name in container_names)
+    if clashing:
+        return f"sidecars: a sidecar's name must differ from 'app' and from every preStart step's: {clashing}"
+    declared = {volume.name for volume in volumes}
+    parts = [web_mounts] + [part.volume_mounts for part in (*sidecars, *workers, *schedules)]
+    undeclared = sorted({mount.name for mounts in parts for mount in mounts} - declared)
+    return f"volumes: {MOUNTS_DECLARED}; not declared: {undeclared}" if undeclared else None
+
+
+PARTS_RULES = [
+    _cel("!has(self.sidecars) || self.sidecars.all(s, s.name != 'app' && (!has(self.preStart) || "
+         "!self.preStart.exists(p, p.name == s.name)))",
+         "a sidecar's name must differ from 'app' and from every preStart step's", ".sidecars"),
+    _cel("!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+         "self.volumes.exists(v, v.name == m.name))", MOUNTS_DECLARED, ".volumeMounts"),
+    *(_cel(f"!has(self.{parts}) || self.{parts}.all(p, !has(p.volumeMounts) || p.volumeMounts.all(m, "
+           "has(self.volumes) && self.volumes.exists(v, v.name == m.name)))", MOUNTS_DECLARED, f".{parts}")
+      for parts in ("sidecars", "workers", "schedules")),
+]
+
+
 GATEWAY_CERTIFICATE_RULE = (
     "tls.acme and tls.clusterIssuer need ingress.gateway.listeners: ListenerSet; with listeners: Gateway "
     "the Gateway's own HTTPS listeners hold the certificate")
@@ -639,6 +862,7 @@ class FastAPIAppSpec(Model):
                     GATEWAY_CERTIFICATE_RULE,
                     ".tls",
                 ),
+                *PARTS_RULES,
             ]
         }
     )
@@ -674,7 +898,7 @@ class FastAPIAppSpec(Model):
     )
     pre_start: list[PreStartStep] = Field(
         default_factory=list,
-        description="Steps run in order before the app starts, as init containers.",
+        description="Steps run in order before the app starts, as init containers.", max_length=MAX_STEPS,
         json_schema_extra=KEYED_BY_NAME,
     )
     keep_alive_seconds: int | None = Field(
@@ -700,6 +924,16 @@ class FastAPIAppSpec(Model):
     autoscaling: AutoscalingSpec | None = Field(None, description=AutoscalingSpec.__doc__)
     metrics: MetricsSpec | None = Field(None, description=MetricsSpec.__doc__)
     shutdown: ShutdownSpec = Field(ShutdownSpec(), description=ShutdownSpec.__doc__)
+    volumes: Annotated[list[Volume], AfterValidator(_unique_names)] = Field(
+        default_factory=list, max_length=MAX_VOLUMES, description="Volumes the containers may mount.",
+        json_schema_extra=KEYED_BY_NAME)
+    volume_mounts: VolumeMounts = Field(default_factory=list, description="Volumes the app container mounts.")
+    sidecars: Annotated[list[Sidecar], AfterValidator(_unique_names)] = Field(
+        default_factory=list, max_length=MAX_PARTS, description=Sidecar.__doc__, json_schema_extra=KEYED_BY_NAME)
+    workers: Annotated[list[Worker], AfterValidator(_unique_names)] = Field(
+        default_factory=list, max_length=MAX_PARTS, description=Worker.__doc__, json_schema_extra=KEYED_BY_NAME)
+    schedules: Annotated[list[Schedule], AfterValidator(_unique_names)] = Field(
+        default_factory=list, max_length=MAX_PARTS, description=Schedule.__doc__, json_schema_extra=KEYED_BY_NAME)
     image_pull_secrets: Annotated[list[LocalObjectReference], AfterValidator(_unique_names)] = Field(
         default_factory=list, description="Secrets with credentials for a private registry, for the app's "
         "and the steps' images.", json_schema_extra=KEYED_BY_NAME,
@@ -717,11 +951,12 @@ class FastAPIAppSpec(Model):
     affinity: Affinity | None = Field(None, description="Node and pod affinity of the pods.")
     pod_labels: PodLabels = Field(
         default_factory=dict, description="Extra labels on the pods; the app.kubernetes.io/instance, name and "
-        "managed-by labels are the operator's.",
+        "managed-by labels and fastapi-operator.dev/worker are the operator's.",
         json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [_cel(
-            "!('app.kubernetes.io/instance' in self) && !('app.kubernetes.io/name' in self) && !('app.kubernetes.io/managed-by' in self)",
-            "app.kubernetes.io/instance, name and managed-by are set by the operator (they select the "
-            "app's pods): use another label key")]},
+            "!('app.kubernetes.io/instance' in self) && !('app.kubernetes.io/name' in self) && "
+            "!('app.kubernetes.io/managed-by' in self) && !('fastapi-operator.dev/worker' in self)",
+            "app.kubernetes.io/instance, name and managed-by and fastapi-operator.dev/worker are set by the operator "
+            "(they select the app's pods): use another label key")]},
     )
     pod_annotations: PodAnnotations = Field(
         default_factory=dict, description="Extra annotations on the pods; pod security annotations "
@@ -748,6 +983,14 @@ class FastAPIAppSpec(Model):
         return self
 
     @model_validator(mode="after")
+    def _parts_fit(self) -> FastAPIAppSpec:
+        problem = parts_problem(self.volumes, self.volume_mounts, self.sidecars, self.workers, self.schedules,
+                                {APP_CONTAINER_NAME} | {step.name for step in self.pre_start})
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _unique_step_names(self) -> FastAPIAppSpec:
         names = [step.name for step in self.pre_start]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -770,6 +1013,20 @@ class Condition(Model):
     last_transition_time: str = Field(description="When status last changed.")
 
 
+class WorkerStatus(Model):
+    name: str = Field(description="The worker.")
+    replicas: int = Field(description="Its pods.")
+    ready_replicas: int = Field(description="Its pods ready.")
+
+
+class ScheduleStatus(Model):
+    name: str = Field(description="The schedule.")
+    suspended: bool = Field(description="No run starts: a migration runs, or it was suspended by hand.")
+    active: int = Field(description="Runs in progress.")
+    last_schedule_time: str | None = Field(None, description="When a run last started.")
+    last_successful_time: str | None = Field(None, description="When a run last succeeded.")
+
+
 class FastAPIAppStatus(Model):
     """What the operator observed."""
 
@@ -782,6 +1039,9 @@ class FastAPIAppStatus(Model):
     ready_replicas: int | None = Field(None, description="Pods ready.")
     replicas_summary: str | None = Field(None, description="ready/desired, for kubectl get.")
     selector: str | None = Field(None, description="Label selector of the pods (scale).")
+    parts_summary: str | None = Field(None, description="The web pods, each worker and each schedule, for kubectl get.")
+    workers: list[WorkerStatus] | None = Field(None, description="Each worker's pods.")
+    schedules: list[ScheduleStatus] | None = Field(None, description="Each schedule's runs.")
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready, Available, CertificateReady, Reconciled.",
         json_schema_extra={

@@ -94,12 +94,27 @@ def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     return not owned or not values_match(desired, live) or not sets_same_fields(desired, owned)
 
 
+# Where each kind that runs the app's pods keeps their template.
+POD_TEMPLATE_PATHS = {"Deployment": ("spec", "template"), "CronJob": ("spec", "jobTemplate", "spec", "template")}
+
+
+def _at(obj: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = (obj or {}).get(key)
+    return obj
+
+
 def changes_pod_template(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
-    """Would applying this Deployment start a rollout? Only its pod template counts: a new
-    replica count or a label on the Deployment starts none."""
+    """Would applying this Deployment (or CronJob) start a new version of its pods? Only the pod
+    template counts: a new replica count or a label on the object starts none."""
     if live is None:
         return True
-    template = desired["spec"]["template"]
-    owned = applied_by(live, FIELD_MANAGER).get("f:spec", {}).get("f:template", {})
-    return (not owned or not is_subset(template, live.get("spec", {}).get("template"), ("spec", "template"))
-            or not sets_same_fields({"spec": {"template": template}}, {"f:spec": {"f:template": owned}}))
+    path = POD_TEMPLATE_PATHS[desired["kind"]]
+    template = _at(desired, path)
+    owned = _at(applied_by(live, FIELD_MANAGER), tuple(f"f:{key}" for key in path)) or {}
+    nested_desired: dict[str, Any] = template
+    nested_owned: dict[str, Any] = owned
+    for key in reversed(path):
+        nested_desired, nested_owned = {key: nested_desired}, {f"f:{key}": nested_owned}
+    return (not owned or not is_subset(template, _at(live, path), path)
+            or not sets_same_fields(nested_desired, nested_owned))

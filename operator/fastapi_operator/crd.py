@@ -106,6 +106,8 @@ def _printer_columns() -> list[dict[str, Any]]:
          "description": "Reconciled, or what the app waits for (MigrationRunning, RolloutQueued, ...)."},
         {"name": "Replicas", "type": "string", "jsonPath": ".status.replicasSummary",
          "description": "Ready pods / desired pods."},
+        {"name": "Parts", "type": "string", "jsonPath": ".status.partsSummary",
+         "description": "The web pods, each worker and each schedule (with workers or schedules)."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

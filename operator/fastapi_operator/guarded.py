@@ -16,6 +16,9 @@ from .managed_fields import Path
 SPEC = ("f:spec",)
 # Open to other managers inside a guarded spec.
 DEPLOYMENT_OPEN = (("f:spec", "f:replicas"), ("f:spec", "f:paused"), ("f:spec", "f:template", "f:metadata"))
+# A schedule's suspension is the migration gate's and a user's (`kubectl patch cronjob ... suspend`),
+# as a Deployment's pause is.
+CRON_JOB_OPEN = (("f:spec", "f:suspend"),)
 # Annotations that change what a controller does with the object, so only the operator sets them.
 INGRESS_CONTROLLER_ANNOTATION_PREFIXES = (
     "nginx.ingress.kubernetes.io/", "traefik.ingress.kubernetes.io/", "cert-manager.io/", "acme.cert-manager.io/",
@@ -33,6 +36,8 @@ def is_guarded(kind: str, path: Path) -> bool:
                                    RESERVED_POD_ANNOTATION_PREFIXES):
             return True
         return path[:1] == SPEC and len(path) > 1 and not any(path[:len(p)] == p for p in DEPLOYMENT_OPEN)
+    if kind == "CronJob" and any(path[:len(p)] == p for p in CRON_JOB_OPEN):
+        return False
     if kind == "Ingress" and _annotation_with_prefix(path, ("f:metadata", "f:annotations"),
                                                      INGRESS_CONTROLLER_ANNOTATION_PREFIXES):
         return True

@@ -48,6 +48,7 @@ CLUSTER_ISSUER = Kind("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", n
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
 DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 JOB = Kind("batch/v1", "Job", "jobs")
+CRON_JOB = Kind("batch/v1", "CronJob", "cronjobs")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 LISTENER_SET = Kind("gateway.networking.k8s.io/v1", "ListenerSet", "listenersets")
 GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
@@ -60,7 +61,7 @@ EVENT = Kind("v1", "Event", "events")
 KINDS = {(k.api_version, k.kind): k for k in (
     DEPLOYMENT, SERVICE, INGRESS, NETWORK_POLICY, AUTOSCALER, MIDDLEWARE, CLUSTER_ISSUER,
     CERTIFICATE, FASTAPIAPP, HOST_CLAIM, EVENT, DISRUPTION_BUDGET, JOB, INGRESS_CLASS, LEASE,
-    HTTP_ROUTE, LISTENER_SET, GATEWAY, POD_MONITOR,
+    HTTP_ROUTE, LISTENER_SET, GATEWAY, POD_MONITOR, CRON_JOB,
 )}
 
 APPLIED = ("get", "list", "watch", "create", "patch", "delete")  # server-side apply is a PATCH that may create
@@ -102,6 +103,9 @@ CHILDREN = (
     ChildKind(POD_MONITOR, _own, rolls_with_pods=False),
     ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, verbs=("get", "list", "watch", "create", "delete"),
               why="migration Jobs: created once under a name that says what they run, never updated"),
+    # The schedules' CronJobs, and the workers' Deployments and autoscalers (the kinds above),
+    # are named after the spec's parts: found by label (reconcile/workloads.py), not by name.
+    ChildKind(CRON_JOB, lambda ns, app: (), rolls_with_pods=False, why="spec.schedules"),
 )
 ROLLS_WITH_PODS = frozenset(child.kind for child in CHILDREN if child.rolls_with_pods)
 WATCHED_CHILD_KINDS = tuple(child.kind for child in CHILDREN)

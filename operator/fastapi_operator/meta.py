@@ -13,8 +13,14 @@ FIELD_MANAGER = OPERATOR_NAME
 # it without server-side apply resetting it to 1 before the autoscaler takes over (the
 # ownership-transfer recipe of the Kubernetes server-side apply docs).
 AUTOSCALER_HANDOFF_FIELD_MANAGER = f"{OPERATOR_NAME}-autoscaler-handoff"
+# Sets a schedule's CronJob's spec.suspend while a migration runs, and only that field: the
+# operator's own applies never set it, so a user may suspend a schedule by hand, as they may
+# pause a Deployment, and the gate resumes only what it suspended.
+MIGRATION_GATE_FIELD_MANAGER = f"{OPERATOR_NAME}-migration-gate"
 
-from .labels import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME  # noqa: F401 (re-exported)
+from .labels import (  # noqa: F401 (re-exported)
+    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_SCHEDULE, LABEL_WORKER,
+)
 # Which install made a cluster-scoped object: "cluster", or "ns-<hash>" of a namespace-restricted
 # install's namespaces. An install only ever collects objects of its own scope.
 LABEL_SCOPE = f"{API_VERSION.split('/')[0]}/scope"

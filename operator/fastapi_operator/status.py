@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ReconcileError
+from .labels import LABEL_SCHEDULE, LABEL_WORKER
 
 READY = "Ready"
 AVAILABLE = "Available"
@@ -205,18 +206,69 @@ def conditions(values: dict[str, ConditionValue], generation: int | None,
     return result
 
 
+def _label(obj: dict[str, Any], key: str) -> str | None:
+    return (obj["metadata"].get("labels") or {}).get(key)
+
+
+def worker_status(deployment: dict[str, Any]) -> dict[str, Any]:
+    status = deployment.get("status") or {}
+    return {"name": _label(deployment, LABEL_WORKER), "replicas": status.get("replicas", 0),
+            "readyReplicas": status.get("readyReplicas", 0)}
+
+
+def schedule_status(cron_job: dict[str, Any]) -> dict[str, Any]:
+    status = cron_job.get("status") or {}
+    reported = {"name": _label(cron_job, LABEL_SCHEDULE), "suspended": bool(cron_job["spec"].get("suspend")),
+                "active": len(status.get("active") or [])}
+    for key in ("lastScheduleTime", "lastSuccessfulTime"):
+        if status.get(key):
+            reported[key] = status[key]
+    return reported
+
+
+def parts_status(deployment: dict[str, Any] | None, workloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each part of the app, and all of them in one line for `kubectl get` (the Parts column)."""
+    workers = [worker_status(d) for d in workloads if d["kind"] == "Deployment"]
+    schedules = [schedule_status(c) for c in workloads if c["kind"] == "CronJob"]
+    if not workers and not schedules:
+        return {}
+    web = f"web {((deployment or {}).get('status') or {}).get('readyReplicas', 0)}/" \
+          f"{(deployment or {}).get('spec', {}).get('replicas', 0)}"
+    summary = [web] + [f"worker {w['name']} {w['readyReplicas']}/{w['replicas']}" for w in workers] + [
+        f"schedule {c['name']}{' suspended' if c['suspended'] else ''}" for c in schedules]
+    parts: dict[str, Any] = {"partsSummary": ", ".join(summary)}
+    if workers:
+        parts["workers"] = workers
+    if schedules:
+        parts["schedules"] = schedules
+    return parts
+
+
+def app_availability(deployment: dict[str, Any] | None, workloads: list[dict[str, Any]]) -> ConditionValue:
+    """The web Deployment's availability, then each worker's: Ready covers every part that runs."""
+    web = availability(deployment)
+    if web.status != "True":
+        return web
+    for worker in (w for w in workloads if w["kind"] == "Deployment"):
+        value = availability(worker)
+        if value.status != "True":
+            return ConditionValue(value.status, value.reason, f"worker {_label(worker, LABEL_WORKER)}: {value.message}")
+    return web
+
+
 def compute_status(*, generation: int | None, url: str | None, selector: str,
                    deployment: dict[str, Any] | None, tls: bool, certificate: dict[str, Any] | None,
                    error: ReconcileError | None, previous: dict[str, Any] | None,
                    certificate_problem: str | None = None, timestamp: str | None = None,
                    routing: ConditionValue = ROUTED_BY_INGRESS,
-                   certificate_value: ConditionValue | None = None) -> dict[str, Any]:
+                   certificate_value: ConditionValue | None = None,
+                   workloads: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     previous = previous or {}
     deployment_status = (deployment or {}).get("status", {})
     desired = (deployment or {}).get("spec", {}).get("replicas", 0)
     ready_replicas = deployment_status.get("readyReplicas", 0)
     values = {
-        AVAILABLE: availability(deployment),
+        AVAILABLE: app_availability(deployment, workloads or []),
         CERTIFICATE_READY: certificate_value or certificate_readiness(tls, certificate, certificate_problem),
         RECONCILED: reconciled(error),
         ROUTED: routing,
@@ -228,6 +280,7 @@ def compute_status(*, generation: int | None, url: str | None, selector: str,
         "readyReplicas": ready_replicas,
         "replicasSummary": f"{ready_replicas}/{desired}",
         "selector": selector,
+        **parts_status(deployment, workloads or []),
         "conditions": conditions(values, generation, previous.get("conditions"), timestamp or now()),
     }
     return {key: value for key, value in status.items() if value is not None}

@@ -79,3 +79,27 @@ def test_degraded_message_carries_the_reason():
 def test_argocd_cm_embeds_the_same_script():
     config = yaml.safe_load((ARGOCD / "argocd-cm.yaml").read_text())
     assert config["data"]["resource.customizations.health.fastapi-operator.dev_FastAPIApp"] == SCRIPT
+
+
+def test_a_worker_whose_rollout_failed_degrades_the_app_in_argo_cd_and_a_rolling_one_is_progress():
+    """Health reads the conditions, and the operator's status folds every worker into them."""
+    from fastapi_operator.status import compute_status
+
+    def deployment(name: str, labels: dict[str, str], stalled: bool) -> dict[str, Any]:
+        progressing = {"type": "Progressing", "status": "False" if stalled else "True",
+                       "reason": "ProgressDeadlineExceeded" if stalled else "NewReplicaSetAvailable",
+                       "message": f"ReplicaSet of {name} has timed out progressing"}
+        return {"kind": "Deployment", "metadata": {"name": name, "generation": 1, "labels": labels},
+                "spec": {"replicas": 1},
+                "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                           "availableReplicas": 0 if stalled else 1, "readyReplicas": 0 if stalled else 1,
+                           "conditions": [progressing]}}
+    web = deployment("shop", {}, stalled=False)
+    for stalled, expected in ((True, "Degraded"), (False, "Healthy")):
+        worker = deployment("shop.queue", {"fastapi-operator.dev/worker": "queue"}, stalled=stalled)
+        status = compute_status(generation=2, url=None, selector="", deployment=web, tls=False, certificate=None,
+                                error=None, previous=None, workloads=[worker])
+        state, message = health({"metadata": {"generation": 2}, "status": status})
+        assert state == expected, message
+        if stalled:
+            assert "worker queue" in message

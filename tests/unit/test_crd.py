@@ -75,5 +75,5 @@ def test_scale_and_status_subresources_and_printer_columns():
     v = version()
     assert v["subresources"]["status"] == {}
     assert v["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
-    assert [c["name"] for c in v["additionalPrinterColumns"]] == ["URL", "Ready", "Status", "Replicas", "Age"]
+    assert [c["name"] for c in v["additionalPrinterColumns"]] == ["URL", "Ready", "Status", "Replicas", "Parts", "Age"]
     assert render_crd()["spec"]["names"]["shortNames"] == ["fapp"]

@@ -52,3 +52,15 @@ def test_every_link_in_the_readme_and_docs_leads_to_a_file():
 
 def test_the_readme_stays_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 150, "put the detail in docs/"
+
+
+def test_the_workloads_example_renders_every_part_and_the_sidecar_in_every_pod():
+    documents = list(yaml.safe_load_all(render(example("docs/workloads.md", "workers:"))))
+    names = sorted(f"{doc['kind']} {doc['metadata']['name']}" for doc in documents if doc["kind"] != "Job")
+    assert names == ["CronJob shop.nightly", "Deployment shop", "Deployment shop.queue", "PodDisruptionBudget shop",
+                     "Service shop"]
+    templates = [doc["spec"]["template"] if doc["kind"] != "CronJob" else doc["spec"]["jobTemplate"]["spec"]["template"]
+                 for doc in documents if doc["kind"] in ("Job", "Deployment", "CronJob")]
+    assert len(templates) == 4
+    for template in templates:
+        assert template["spec"]["initContainers"][0]["name"] == "sql-proxy"

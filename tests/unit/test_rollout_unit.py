@@ -178,6 +178,11 @@ def test_the_pacer_admits_up_to_its_limit_and_wakes_the_longest_waiting():
     restarted = Pacer(reads, limit=2, clock=lambda: now[0])
     reads.deployments = [deployment("b", rolling=True), deployment("c", rolling=True)]
     assert isinstance(restarted.admit(("ns", "d")), RolloutQueued)
+    # A worker's Deployment rolls with its app's and takes no place of its own.
+    worker = deployment("c.queue", rolling=True)
+    worker["metadata"]["labels"] = {"fastapi-operator.dev/worker": "queue"}
+    reads.deployments = [deployment("b", rolling=True), worker]
+    assert restarted.admit(("ns", "d")) is None
 
 
 def test_only_a_pod_change_the_spec_did_not_ask_for_is_the_operators(render):

@@ -50,3 +50,41 @@ def echo(request: Request) -> dict[str, str | None]:
         "root_path": request.scope.get("root_path"),
         "url": str(request.url),
     }
+
+
+# Background work, when the app has a queue (REDIS_URL): a request enqueues a task for the arq
+# worker (app/worker.py), another reads its result back.
+async def _queue():
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    return await create_pool(RedisSettings.from_dsn(os.environ["REDIS_URL"]))
+
+
+@app.post("/tasks")
+async def enqueue(text: str) -> dict[str, str]:
+    queue = await _queue()
+    try:
+        job = await queue.enqueue_job("shout", text)
+        return {"id": job.job_id}
+    finally:
+        await queue.aclose()
+
+
+@app.get("/tasks/{job_id}")
+async def task(job_id: str) -> dict[str, object]:
+    from arq.jobs import Job
+    queue = await _queue()
+    try:
+        job = Job(job_id, queue)
+        info = await job.result_info()
+        return {"status": str((await job.status()).value), "result": info.result if info else None}
+    finally:
+        await queue.aclose()
+
+
+@app.get("/shared/{name}")
+def shared(name: str) -> dict[str, str]:
+    """A file a sidecar serves from the pod's shared volume (SIDECAR_URL), read over localhost."""
+    import urllib.request
+    with urllib.request.urlopen(f"{os.environ['SIDECAR_URL']}/{name}", timeout=5) as response:
+        return {"content": response.read().decode()}

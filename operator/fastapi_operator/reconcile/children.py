@@ -10,10 +10,10 @@ from kubernetes.client.exceptions import ApiException
 
 from ..errors import Conflict, InvalidSpec, ReconcileError
 from ..guarded import is_guarded
-from ..kube import DEPLOYMENT, JOB, Kind, api_message, is_replaced, is_unbuildable_apply, kind_of
+from ..kube import CRON_JOB, DEPLOYMENT, JOB, Kind, api_message, is_replaced, is_unbuildable_apply, kind_of
 from .migrations import step_names
 from ..managed_fields import applied_by, foreign_fields, removal_patch
-from ..meta import AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER
+from ..meta import AUTOSCALER_HANDOFF_FIELD_MANAGER, FIELD_MANAGER, MIGRATION_GATE_FIELD_MANAGER
 from .reads import Reads
 
 
@@ -171,6 +171,19 @@ class ChildWriter:
                 f"operator's, change the FastAPIApp instead)")
             return result
         return child
+
+    def set_suspended(self, cron_job: dict[str, Any], suspend: bool) -> dict[str, Any]:
+        """The migration gate's one field, under its own manager (meta.MIGRATION_GATE_FIELD_MANAGER)."""
+        metadata = cron_job["metadata"]
+        result = self.reads.written(self.kube.apply({
+            "apiVersion": cron_job["apiVersion"], "kind": cron_job["kind"],
+            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+            "spec": {"suspend": suspend},
+        }, uid=uid_of(cron_job), field_manager=MIGRATION_GATE_FIELD_MANAGER))
+        described = describe(CRON_JOB, metadata["name"], self.namespace)
+        self.changes.append(f"Suspended {described}: no run starts while a migration runs" if suspend else
+                            f"Resumed {described}: the migration ended")
+        return result
 
     def create_job(self, job: dict[str, Any]) -> None:
         """Create, never apply: a Job of that name that is not this app's is a conflict, not ours to take."""

@@ -14,8 +14,9 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 def step_names(job: dict[str, Any]) -> list[str]:
+    """The preStart steps the Job runs: its containers but the sidecars (which run beside them)."""
     spec = job["spec"]["template"]["spec"]
-    return [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
+    return [c["name"] for c in spec.get("initContainers", []) + spec["containers"] if c.get("restartPolicy") != "Always"]
 
 
 def job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Hashable
 from ..compare import changes_pod_template
 from ..errors import RolloutQueued
 from ..kube import DEPLOYMENT
-from ..meta import LABEL_MANAGED_BY, OPERATOR_NAME
+from ..meta import LABEL_MANAGED_BY, LABEL_WORKER, OPERATOR_NAME
 from ..status import availability
 from .reads import Reads
 
@@ -58,8 +58,9 @@ class Pacer:
         deployments = self.reads.list(DEPLOYMENT, label_selector=f"{LABEL_MANAGED_BY}={OPERATOR_NAME}")
         now = self.clock()
         self.admitted = {key: at for key, at in self.admitted.items() if now - at < ADMITTED_SECONDS}
-        return {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in deployments if is_rolling(d)} | set(
-            self.admitted)
+        # Apps, by their web Deployments: a worker's rolls with its app's, and takes no place of its own.
+        return {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in deployments
+                if is_rolling(d) and LABEL_WORKER not in (d["metadata"].get("labels") or {})} | set(self.admitted)
 
     def admit(self, key: Hashable) -> RolloutQueued | None:
         """None: the app may roll now. Otherwise why it waits; it is woken when a place frees."""

@@ -21,13 +21,14 @@ from ..cache import Cache
 from ..compare import changes_pod_template
 from ..errors import Conflict, InvalidSpec, ReconcileError
 from ..kube import (
-    CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, GATEWAY, JOB, Kube, api_message, is_namespace_terminating, kind_of,
+    AUTOSCALER, CLUSTER_ISSUER, CRON_JOB, DEPLOYMENT, FASTAPIAPP, GATEWAY, JOB, Kube, api_message,
+    is_namespace_terminating, kind_of,
 )
 from ..meta import install_scope
 from ..render import Rendered, render_app
 from ..render.gateway import GatewayFacts, Gateways, requested_gateway
-from ..render.ingress_class import IngressClasses
 from ..render.migration import migration_selector
+from ..render.worker import schedule_selector, worker_selector
 from ..settings import Settings
 from ..status import availability
 from .children import ChildWriter, describe, is_controlled_by
@@ -38,6 +39,7 @@ from .reads import Reads
 from .live import read_children, refuse_early
 from .reporting import Observed, Reporter, observe_routing, reported_reason
 from .rollout import Decision, Key, decide, key_of, pods_run_template
+from .workloads import WorkloadDecision, by_key, decide_workloads
 from .shared import SharedObjects
 
 
@@ -79,7 +81,7 @@ class Reconciler:
             except ValidationError as error:
                 raise InvalidSpec(describe_validation_error(error)) from None
             gateways = self.gateways(app)
-            classes = self.ingress_classes() if app.spec.ingress is not None and not gateways else {}
+            classes = self.shared.ingress_classes() if app.spec.ingress is not None and not gateways else {}
             rendered = render_app(app, self.settings, classes, gateways)
             observed.tls, observed.url = rendered.plan.tls, rendered.plan.url
             held = self.shared.hosts_held(app.namespace) if self.settings.max_hosts_per_namespace else set()
@@ -87,6 +89,8 @@ class Reconciler:
             if not_allowed is not None:
                 raise not_allowed
             observed.template_generation = (body.get("status") or {}).get("templateGeneration")
+            if not has_workloads(body):
+                observed.workloads = []  # none to look for
             children = self.sync(app, rendered, observed, refused_before=reported_reason(body))
             observed.deployment = children.get((DEPLOYMENT, name))
             observe_routing(self.reads, app, rendered, children, observed)
@@ -96,9 +100,8 @@ class Reconciler:
             if is_namespace_terminating(error):
                 return None
             observed.error = ReconcileError(f"the API server answered {error.status}: {api_message(error)}")
-        if observed.deployment is None and app is not None:
-            live = self.reads.get(DEPLOYMENT, namespace, name)
-            observed.deployment = live if live and is_controlled_by(live, body["metadata"]["uid"]) else None
+        if app is not None:
+            observe_as_they_are(self.reads, app, observed)
 
         self.reporter.post_events(body, observed)
         version = self.reporter.write_status(body, observed)
@@ -113,9 +116,6 @@ class Reconciler:
         key, _ = requested
         gateway = self.reads.get(GATEWAY, key[0], key[1], required_api=True)
         return {key: GatewayFacts.from_object(gateway)} if gateway is not None else {}
-
-    def ingress_classes(self) -> IngressClasses:
-        return self.shared.ingress_classes()
 
     def sync(self, app: FastAPIApp, rendered: Rendered, observed: Observed,
              refused_before: str | None = None) -> dict[Key, dict[str, Any]]:
@@ -133,23 +133,32 @@ class Reconciler:
         gate = self.paced(app, rendered, live, observed.template_generation,
                           migration_gate(app.namespace, rendered.migration, jobs))
         decision = decide(rendered.manifests, live, owned, gate)
+        looked_for = observed.workloads is None  # else none is desired, nor was at the last reconcile
+        workloads = read_workloads(self.reads, app.namespace, app.name, uid) if looked_for else {}
+        parts = decide_workloads(rendered.workloads, workloads, gate)
         writer = ChildWriter(self.reads, app.namespace, uid, observed.changes)
-        current = self.apply(app, rendered, decision, live, writer, check_first=refused_before == InvalidSpec.reason)
+        current = self.apply(app, rendered, decision, live, writer, refused_before == InvalidSpec.reason, (parts, workloads))
         for old in jobs_to_prune(jobs, rendered.migration):
             writer.delete(JOB, old["metadata"]["name"], old, ": an older migration")
         if not changes_pod_template(decision.desired_deployment, current.get((DEPLOYMENT, app.name))):
             observed.template_generation = app.metadata.generation
         observed.error = decision.hold
+        if decision.hold is not None and parts.held:
+            observed.error = type(decision.hold)(f"{decision.hold.message}; {parts.waiting()} wait with it")
+        observed.workloads = [current[k] for k in map(key_of, rendered.workloads) if k in current]
         return current
 
     def apply(self, app: FastAPIApp, rendered: Rendered, decision: Decision, live: dict[Key, dict[str, Any] | None],
-              writer: ChildWriter, check_first: bool) -> dict[Key, dict[str, Any]]:
+              writer: ChildWriter, check_first: bool,
+              parts: tuple[WorkloadDecision, dict[Key, dict[str, Any]]]) -> dict[Key, dict[str, Any]]:
         """The writes of a decision, in an order that drops no request and trusts no header without
         its policy; the children as they are after them."""
         deployment_key = (DEPLOYMENT, app.name)
         job = decision.start_job
+        workloads, live_workloads = parts
         if check_first and (decision.deployment is not None or job is not None):
             writer.check(decision.desired_deployment, live.get(deployment_key))
+        check_workloads(writer, workloads, live_workloads, migration_starts=job is not None)
         if job is not None:
             # A Job is created, never applied, and starts running at once: its pod is checked first.
             writer.refusing_undoes(job, lambda: self.kube.create(job, dry_run=True))
@@ -179,6 +188,7 @@ class Reconciler:
             current[key] = writer.revert_hand_edits(manifest, current[key])
         for key in decision.delete:
             writer.delete(key[0], key[1], current.pop(key))
+        current.update(write_workloads(writer, workloads, live_workloads))
         return current
 
     def paced(self, app: FastAPIApp, rendered: Rendered, live: dict[Key, dict[str, Any] | None],
@@ -204,3 +214,59 @@ class Reconciler:
 
     def collect_unused_shared_objects(self) -> None:
         self.shared.collect_unused()
+
+
+def observe_as_they_are(reads: Reads, app: FastAPIApp, observed: Observed) -> None:
+    """After a refusal: the Deployment and the workloads the status reports, as they are."""
+    uid = app.metadata.uid or ""
+    if observed.deployment is None:
+        live = reads.get(DEPLOYMENT, app.namespace, app.name)
+        observed.deployment = live if live and is_controlled_by(live, uid) else None
+    if observed.workloads is None:
+        observed.workloads = list(read_workloads(reads, app.namespace, app.name, uid).values())
+
+
+def has_workloads(body: dict[str, Any]) -> bool:
+    """Has the app, or had it at its last reconcile, any worker or schedule? An app that never had
+    one is spared three label scans of the cache per reconcile (6 ms at 1,000 apps in a namespace)."""
+    status = body.get("status") or {}
+    return bool((body.get("spec") or {}).get("workers") or (body.get("spec") or {}).get("schedules")
+                or status.get("workers") or status.get("schedules"))
+
+
+def read_workloads(reads: Reads, namespace: str, app_name: str, uid: str) -> dict[Key, dict[str, Any]]:
+    """The app's workers' Deployments and autoscalers and its schedules' CronJobs, found by label:
+    their names come from the spec, so a dropped one is found only so."""
+    found: dict[Key, dict[str, Any]] = {}
+    for kind, selector in ((DEPLOYMENT, worker_selector(app_name)), (AUTOSCALER, worker_selector(app_name)),
+                           (CRON_JOB, schedule_selector(app_name))):
+        objects = [obj for obj in reads.list(kind, namespace, selector) if is_controlled_by(obj, uid)]
+        found.update(by_key(objects, kind))
+    return found
+
+
+def check_workloads(writer: ChildWriter, decision: WorkloadDecision, live: dict[Key, dict[str, Any]],
+                    migration_starts: bool) -> None:
+    """What the new version's workers and schedules would write is checked before its pods (and
+    its migration) start: none of them can be refused halfway through a rollout."""
+    for manifest in decision.write + (decision.held if migration_starts else []):
+        writer.check(manifest, live.get(key_of(manifest)))
+
+
+def write_workloads(writer: ChildWriter, decision: WorkloadDecision,
+                    live: dict[Key, dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """After the web Deployment: the workers and schedules of the version it runs, the gate's
+    suspensions, hand edits reverted on all but those that wait, and the dropped ones deleted."""
+    current = dict(live)
+    for manifest in decision.write:
+        current[key_of(manifest)] = writer.write(manifest, live.get(key_of(manifest)))
+    for cron_job, suspend in decision.suspend:
+        current[key_of(cron_job)] = writer.set_suspended(cron_job, suspend)
+    held = {key_of(m) for m in decision.held}
+    for manifest in decision.desired:
+        key = key_of(manifest)
+        if key not in held and key in current:
+            current[key] = writer.revert_hand_edits(manifest, current[key])
+    for key in decision.delete:
+        writer.delete(key[0], key[1], current.pop(key))
+    return current

@@ -40,6 +40,7 @@ class Observed:
     certificate_value: ConditionValue | None = None
     routing: ConditionValue = ROUTED_BY_INGRESS
     template_generation: int | None = None  # the generation whose pods the Deployment's template says
+    workloads: list[dict[str, Any]] | None = None  # the workers' Deployments and autoscalers, the CronJobs
 
     def status(self, body: dict[str, Any]) -> dict[str, Any]:
         metadata = body["metadata"]
@@ -47,7 +48,7 @@ class Observed:
             generation=metadata.get("generation"), url=self.url, selector=selector_string(metadata["name"]),
             deployment=self.deployment, tls=self.tls, certificate=self.certificate,
             certificate_problem=self.certificate_problem, error=self.error, previous=body.get("status") or {},
-            routing=self.routing, certificate_value=self.certificate_value,
+            routing=self.routing, certificate_value=self.certificate_value, workloads=self.workloads,
         )
         if self.template_generation is not None:
             status["templateGeneration"] = self.template_generation

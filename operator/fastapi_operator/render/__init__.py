@@ -3,7 +3,7 @@ No API calls here; `reconcile.py` applies what this returns and `fastapi-operato
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import FastAPIApp
@@ -24,6 +24,7 @@ from .ingress_class import IngressClasses
 from .listenerset import render_listener_set
 from .plan import Plan, plan_app
 from .service import render_service
+from .worker import render_workloads
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,14 @@ class Rendered:
     manifests: list[dict[str, Any]]
     # The Job that must succeed before the Deployment's pods change (OncePerRollout steps).
     migration: dict[str, Any] | None = None
+    # The workers' Deployments and autoscalers and the schedules' CronJobs: they wait for the
+    # migration with the web Deployment, and are found by label (their names come from the spec).
+    workloads: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def every_manifest(self) -> list[dict[str, Any]]:
         """What `fastapi-operator render` prints: the migration Job first, as it runs first."""
-        return ([self.migration] if self.migration else []) + self.manifests
+        return ([self.migration] if self.migration else []) + self.manifests + self.workloads
 
 
 def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses,
@@ -66,4 +70,4 @@ def render_app(app: FastAPIApp, settings: Settings, classes: IngressClasses,
     monitor = render_pod_monitor(app)
     if monitor is not None:
         manifests.append(monitor)
-    return Rendered(plan, manifests, render_migration_job(app))
+    return Rendered(plan, manifests, render_migration_job(app), render_workloads(app))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import FastAPIApp
+from ..api import AutoscalingSpec, FastAPIApp
 from .common import child_metadata
 
 
@@ -15,19 +15,24 @@ def render_autoscaler(app: FastAPIApp) -> dict[str, Any]:
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": child_metadata(app),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app.name},
-            "minReplicas": autoscaling.min_replicas,
-            "maxReplicas": autoscaling.max_replicas,
-            "metrics": [{
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {
-                        "type": "Utilization",
-                        "averageUtilization": autoscaling.target_cpu_utilization_percentage,
-                    },
+        "spec": autoscaler_spec(app.name, autoscaling),
+    }
+
+
+def autoscaler_spec(deployment: str, autoscaling: AutoscalingSpec) -> dict[str, Any]:
+    """The web Deployment's autoscaler and each worker's."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "minReplicas": autoscaling.min_replicas,
+        "maxReplicas": autoscaling.max_replicas,
+        "metrics": [{
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": autoscaling.target_cpu_utilization_percentage,
                 },
-            }],
-        },
+            },
+        }],
     }

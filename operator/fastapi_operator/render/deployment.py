@@ -10,6 +10,7 @@ from .common import PORT_NAME, child_metadata
 from .monitor import metrics_container_port
 from .plan import Plan
 from .pod import base_pod_spec, container_security_context, pod_metadata, step_container
+from .volumes import mounts, with_sidecars_and_volumes
 
 APP_CONTAINER = "app"
 # Replicas spread over nodes, then zones: soft, so a one-node cluster (or nodes without zone
@@ -117,6 +118,7 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         "securityContext": container_security_context(spec.port),
         **probes(spec.health_path),
         **graceful_stop(app),
+        **mounts(spec.volume_mounts),
     }
     if spec.command:
         app_container["command"] = list(spec.command)
@@ -135,9 +137,8 @@ def render_deployment(app: FastAPIApp, plan: Plan) -> dict[str, Any]:
         "topologySpreadConstraints": spread_constraints(app),
         "containers": [app_container],
     }
-    init_containers = [step_container(app, step) for step in spec.pre_start if step.run == EVERY_POD]
-    if init_containers:
-        pod_spec["initContainers"] = init_containers
+    steps = [step_container(app, step) for step in spec.pre_start if step.run == EVERY_POD]
+    pod_spec = with_sidecars_and_volumes(app, {**pod_spec, **({"initContainers": steps} if steps else {})})
 
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(app.name)},

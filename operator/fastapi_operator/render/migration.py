@@ -12,6 +12,7 @@ from ..api import ONCE_PER_ROLLOUT, FastAPIApp, PreStartStep
 from ..meta import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, OPERATOR_NAME, child_labels
 from .common import child_metadata
 from .pod import base_pod_spec, pod_metadata, step_container
+from .volumes import with_sidecars_and_volumes
 
 MIGRATION_COMPONENT = "migration"
 # Finished Jobs kept for their logs, the current one included.
@@ -61,6 +62,7 @@ def render_migration_job(app: FastAPIApp) -> dict[str, Any] | None:
     }
     if containers[:-1]:
         pod_spec["initContainers"] = containers[:-1]
+    pod_spec = with_sidecars_and_volumes(app, pod_spec)  # a database proxy, say
     template = {"metadata": pod_metadata(app, migration_labels(app.name)), "spec": pod_spec}
     metadata = child_metadata(app, migration_job_name(app.name, steps, template))
     metadata["labels"] = {**child_labels(app.name), **migration_labels(app.name)}
