@@ -345,7 +345,7 @@ def install_components(cluster: KindCluster, images: dict[str, str], own_images_
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     for component in every:
-        apply_template(cluster, component.manifest, **images, **values)
+        apply_template(cluster, component.whole_manifest(), **images, **values)
     own_images_loaded()
     (prometheus,) = [component for component in every if component.name == "prometheus"]
     install_operator(cluster, values["PEBBLE_CA_BUNDLE"], monitoring_namespace=prometheus.namespace)

@@ -30,7 +30,7 @@ def test_the_rigs_pins_come_from_one_file_and_kubernetes_from_the_control_planes
 
 def test_each_component_is_one_folder_with_its_pin_manifest_and_ready_check():
     every = components.load()
-    assert {c.name for c in every} == {"traefik", "pebble", "cert-manager", "netpol", "prometheus", "redis"}
+    assert {c.name for c in every} == {"traefik", "pebble", "cert-manager", "netpol", "prometheus", "redis", "argocd"}
     for component in every:
         assert component.folder.parent == Path(components.__file__).parent
         assert component.ready and component.namespace in component.manifest

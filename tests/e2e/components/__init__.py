@@ -47,10 +47,21 @@ class Component:
     values: Callable[[Context], dict[str, str]] = lambda context: {}
     # Images not made of one binary: variable -> built tag (given the engine and the context).
     images: Callable[[Engine, Context, Path], dict[str, str]] = lambda engine, context, folder: {}
+    # More of the manifest, made from the build (an upstream install file with its images swapped),
+    # with `$` escaped for the template: the build's folder -> YAML.
+    from_build: Callable[[Path], str] | None = None
 
     @property
     def manifest(self) -> str:
+        """The folder's manifest.yaml."""
         return (self.folder / "manifest.yaml").read_text()
+
+    def whole_manifest(self) -> str:
+        """What the rig applies: manifest.yaml, and what the build adds to it."""
+        built = self.built() if self.from_build is not None else None
+        if self.from_build is None or built is None:
+            return self.manifest
+        return self.manifest + "\n---\n" + self.from_build(built)
 
     def built(self) -> Path | None:
         """The build's cache folder, built once per (version, build inputs, build code)."""
