@@ -228,7 +228,7 @@ def observe_as_they_are(reads: Reads, app: FastAPIApp, observed: Observed) -> No
 
 def has_workloads(body: dict[str, Any]) -> bool:
     """Has the app, or had it at its last reconcile, any worker or schedule? An app that never had
-    one is spared three label scans of the cache per reconcile (6 ms at 1,000 apps in a namespace)."""
+    one is spared the label scans of the cache (2.4 ms for the Deployments of 1,000 apps in one namespace)."""
     status = body.get("status") or {}
     return bool((body.get("spec") or {}).get("workers") or (body.get("spec") or {}).get("schedules")
                 or status.get("workers") or status.get("schedules"))
