@@ -163,6 +163,8 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("sidecar-named-app", {**FULL_SPEC, "sidecars": [{"name": "app", "image": "proxy:1"}]}, "sidecars"),
     ("sidecar-named-as-step", {**FULL_SPEC, "sidecars": [{"name": "migrate", "image": "proxy:1"}]}, "sidecars"),
     ("pod-label-selects-workers", _with("podLabels", {"fastapi-operator.dev/worker": "q"}), "podLabels"),
+    ("worker-http-probe-without-port", {**FULL_SPEC, "workers": [{"name": "q", "command": ["x"],
+                                                                  "probe": {"httpPath": "/health"}}]}, "httpPort"),
 ]
 
 VALID_SPECS: list[tuple[str, dict[str, Any]]] = [

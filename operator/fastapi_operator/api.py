@@ -713,13 +713,14 @@ class Volume(Model):
 class ProbeSpec(Model):
     """A check of a worker or sidecar: a command, an HTTP GET or a TCP connection (set one)."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_cel(
-        "[has(self.command), has(self.httpPath), has(self.tcpPort)].filter(x, x).size() == 1",
-        "set exactly one of command, httpPath, tcpPort")]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("[has(self.command), has(self.httpPath), has(self.tcpPort)].filter(x, x).size() == 1",
+             "set exactly one of command, httpPath, tcpPort"),
+        _cel("has(self.httpPath) == has(self.httpPort)", "httpPath and httpPort go together", ".httpPort")]})
 
     command: list[str] | None = Field(None, min_length=1, description="Exec-form command; exit 0 is healthy.")
     http_path: str | None = Field(None, pattern=HEALTH_PATH_PATTERN, description="HTTP path, on httpPort.")
-    http_port: int | None = Field(None, ge=1, le=65535, description="Port of httpPath; default the first port.")
+    http_port: int | None = Field(None, ge=1, le=65535, description="Port of httpPath (set both).")
     tcp_port: int | None = Field(None, ge=1, le=65535, description="A port that must accept connections.")
     period_seconds: int = Field(10, ge=1, le=3600, description="How often it runs.")
     failure_threshold: int = Field(3, ge=1, le=100, description="Failures in a row that count.")
@@ -728,6 +729,8 @@ class ProbeSpec(Model):
     def _one_check(self) -> ProbeSpec:
         if sum(value is not None for value in (self.command, self.http_path, self.tcp_port)) != 1:
             raise ValueError("set exactly one of command, httpPath, tcpPort")
+        if (self.http_path is None) != (self.http_port is None):
+            raise ValueError("httpPath and httpPort go together")
         return self
 
 

@@ -35,12 +35,12 @@ def mounts(volume_mounts: list[VolumeMount]) -> dict[str, Any]:
     return {"volumeMounts": [mount.wire() for mount in volume_mounts]} if volume_mounts else {}
 
 
-def probe(check: ProbeSpec, first_port: int | None = None) -> dict[str, Any]:
+def probe(check: ProbeSpec) -> dict[str, Any]:
     handler: dict[str, Any]
     if check.command is not None:
         handler = {"exec": {"command": list(check.command)}}
     elif check.http_path is not None:
-        handler = {"httpGet": {"path": check.http_path, "port": check.http_port or first_port}}
+        handler = {"httpGet": {"path": check.http_path, "port": check.http_port}}
     else:
         handler = {"tcpSocket": {"port": check.tcp_port}}
     return {**handler, "periodSeconds": check.period_seconds, "failureThreshold": check.failure_threshold}
@@ -64,10 +64,9 @@ def sidecar_container(sidecar: Sidecar) -> dict[str, Any]:
     if sidecar.env:
         container["env"] = [variable.wire() for variable in sidecar.env]
     if sidecar.probe is not None:
-        first_port = sidecar.ports[0].container_port if sidecar.ports else None
         # A startup probe on a native sidecar holds the next containers until it passes.
-        container["startupProbe"] = probe(sidecar.probe, first_port)
-        container["readinessProbe"] = probe(sidecar.probe, first_port)
+        container["startupProbe"] = probe(sidecar.probe)
+        container["readinessProbe"] = probe(sidecar.probe)
     return container
 
 
