@@ -82,7 +82,9 @@ def fastapi_app(name: str, namespace: str, image: str, migrate: list[str]) -> st
                  "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
                  "preStart": [{"name": "migrate", "command": migrate, "run": "OncePerRollout"}],
                  "ingress": {"hosts": [f"{name}.{namespace}.{rig.TEST_DOMAIN}"]},
-                 "tls": {"acme": {"email": "ops@example.com"}}},
+                 # An email of their own: a ClusterIssuer no other test's apps share, so the tests that
+                 # watch an issuer go with its last app never wait for these.
+                 "tls": {"acme": {"email": "gitops@example.com"}}},
     })
 
 
@@ -123,7 +125,10 @@ def gitops(kind_cluster):
     eventually(lambda: synced_and_healthy(kind_cluster, namespace, revision), timeout=300, interval=2,
                message=f"Argo CD: Synced and Healthy at {revision}")
     yield namespace, namespace, repository
-    kubectl(kind_cluster, "delete", "application", "-n", "argocd", namespace, "--wait=false", check=False)
+    # The Application first (it has no cascading finalizer, and would heal what goes), then the
+    # namespace Argo CD made with the apps: nothing of this test outlives it.
+    kubectl(kind_cluster, "delete", "application", "-n", "argocd", namespace, "--timeout=60s", check=False)
+    kubectl(kind_cluster, "delete", "namespace", namespace, "--timeout=180s", check=False)
 
 
 def https_status(host: str, ca: Path) -> int:

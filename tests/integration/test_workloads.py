@@ -113,7 +113,9 @@ def test_a_hand_edit_of_a_worker_is_reverted_and_a_hand_suspension_is_kept(clust
                     '"value": {"name": "miner", "image": "miner:1"}}]')
     eventually(lambda: [c["name"] for c in cluster.get(DEPLOYMENT, namespace, "edited.queue")["spec"]["template"]
                         ["spec"]["containers"]] == ["app"], timeout=30, message="the added container removed")
-    assert [e for e in events(cluster, namespace, "Reverted") if "edited.queue" in e["message"]]
+    # The Event comes at the end of the reconcile that reverted the edit, a moment after it.
+    eventually(lambda: [e for e in events(cluster, namespace, "Reverted") if "edited.queue" in e["message"]],
+               timeout=30, message="a Reverted Event")
 
     cluster.kubectl("patch", "cronjob", "edited.nightly", "-n", namespace, "-p", '{"spec": {"suspend": true}}')
     # A change the operator must act on, so a reconcile surely runs after the hand suspension.
@@ -146,7 +148,8 @@ def test_the_migration_gate_holds_every_worker_and_schedule_and_suspends_the_sch
         assert container(cluster.get(CRON_JOB, namespace, "gate.nightly"))["image"] == TEST_IMAGE
         assert cluster.get(DEPLOYMENT, namespace, "gate.mail") is None
         assert cluster.get(CRON_JOB, namespace, "gate.hourly") is None
-        assert [e for e in events(cluster, namespace, "Suspended") if "gate.nightly" in e["message"]]
+        eventually(lambda: [e for e in events(cluster, namespace, "Suspended") if "gate.nightly" in e["message"]],
+                   timeout=30, message="a Suspended Event")
 
         release()
         eventually(lambda: reconciled_at(cluster, namespace, "gate", 2), timeout=120, message="migrated and rolled")
@@ -155,7 +158,8 @@ def test_the_migration_gate_holds_every_worker_and_schedule_and_suspends_the_sch
         for name in ("gate.nightly", "gate.hourly"):
             cron_job = cluster.get(CRON_JOB, namespace, name)
             assert container(cron_job)["image"] == TEST_IMAGE_NEXT and not cron_job["spec"].get("suspend")
-        assert [e for e in events(cluster, namespace, "Resumed") if "gate.nightly" in e["message"]]
+        eventually(lambda: [e for e in events(cluster, namespace, "Resumed") if "gate.nightly" in e["message"]],
+                   timeout=30, message="a Resumed Event")
 
     # A migration that fails (its pod can never start, past a short deadline): the workers and the
     # schedule keep the version that runs, and the schedule is not left suspended.
