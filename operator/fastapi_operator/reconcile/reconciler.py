@@ -89,8 +89,7 @@ class Reconciler:
             if not_allowed is not None:
                 raise not_allowed
             observed.template_generation = (body.get("status") or {}).get("templateGeneration")
-            if not has_workloads(body):
-                observed.workloads = []  # none to look for
+            observed.parts_possible = has_workloads(body)
             children = self.sync(app, rendered, observed, refused_before=reported_reason(body))
             observed.deployment = children.get((DEPLOYMENT, name))
             observe_routing(self.reads, app, rendered, children, observed)
@@ -133,8 +132,7 @@ class Reconciler:
         gate = self.paced(app, rendered, live, observed.template_generation,
                           migration_gate(app.namespace, rendered.migration, jobs))
         decision = decide(rendered.manifests, live, owned, gate)
-        looked_for = observed.workloads is None  # else none is desired, nor was at the last reconcile
-        workloads = read_workloads(self.reads, app.namespace, app.name, uid) if looked_for else {}
+        workloads = read_workloads(self.reads, app.namespace, app.name, uid) if observed.parts_possible else {}
         parts = decide_workloads(rendered.workloads, workloads, gate)
         writer = ChildWriter(self.reads, app.namespace, uid, observed.changes)
         current = self.apply(app, rendered, decision, live, writer, refused_before == InvalidSpec.reason, (parts, workloads))
@@ -158,7 +156,8 @@ class Reconciler:
         workloads, live_workloads = parts
         if check_first and (decision.deployment is not None or job is not None):
             writer.check(decision.desired_deployment, live.get(deployment_key))
-        check_workloads(writer, workloads, live_workloads, migration_starts=job is not None)
+        if job is not None or decision.deployment is not None:
+            check_workloads(writer, workloads, live_workloads, migration_starts=job is not None)
         if job is not None:
             # A Job is created, never applied, and starts running at once: its pod is checked first.
             writer.refusing_undoes(job, lambda: self.kube.create(job, dry_run=True))
@@ -223,7 +222,8 @@ def observe_as_they_are(reads: Reads, app: FastAPIApp, observed: Observed) -> No
         live = reads.get(DEPLOYMENT, app.namespace, app.name)
         observed.deployment = live if live and is_controlled_by(live, uid) else None
     if observed.workloads is None:
-        observed.workloads = list(read_workloads(reads, app.namespace, app.name, uid).values())
+        found = read_workloads(reads, app.namespace, app.name, uid) if observed.parts_possible else {}
+        observed.workloads = list(found.values())
 
 
 def has_workloads(body: dict[str, Any]) -> bool:
@@ -247,8 +247,9 @@ def read_workloads(reads: Reads, namespace: str, app_name: str, uid: str) -> dic
 
 def check_workloads(writer: ChildWriter, decision: WorkloadDecision, live: dict[Key, dict[str, Any]],
                     migration_starts: bool) -> None:
-    """What the new version's workers and schedules would write is checked before its pods (and
-    its migration) start: none of them can be refused halfway through a rollout."""
+    """What the new version's workers and schedules would write is checked before its web pods (and
+    its migration) start: none of them can be refused halfway through a rollout. Called only then:
+    a worker's write alone needs no rehearsal, its refusal is the same answer."""
     for manifest in decision.write + (decision.held if migration_starts else []):
         writer.check(manifest, live.get(key_of(manifest)))
 

@@ -41,6 +41,8 @@ class Observed:
     routing: ConditionValue = ROUTED_BY_INGRESS
     template_generation: int | None = None  # the generation whose pods the Deployment's template says
     workloads: list[dict[str, Any]] | None = None  # the workers' Deployments and autoscalers, the CronJobs
+    # The app has, or had at its last reconcile, a worker or schedule: only then are they looked for.
+    parts_possible: bool = True
 
     def status(self, body: dict[str, Any]) -> dict[str, Any]:
         metadata = body["metadata"]
