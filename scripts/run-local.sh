@@ -6,13 +6,24 @@ cd "$(dirname "$0")/.."
 state=${FASTAPI_OPERATOR_CLUSTER_DIR:-$PWD/.cluster}
 export FASTAPI_OPERATOR_CLUSTER_DIR=$state
 
+# Some thread of the process still runs (as tests/controlplane/cluster.py's running()): not `kill -0`,
+# which counts a zombie, and an orphan stays one where init reaps nothing.
+running() {
+  local status
+  for status in /proc/"$1"/task/*/status; do
+    [[ -r $status ]] && ! grep -qE '^State:\s+[ZX]' "$status" 2>/dev/null && return 0
+  done
+  return 1
+}
+
 if [[ ${1:-} == down ]]; then
   if [[ -f "$state/operator.pid" ]]; then
     pid=$(cat "$state/operator.pid")
     kill "$pid" 2>/dev/null || true
     # Gone before the control plane goes, so nothing is left running when this returns.
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
     rm -f "$state/operator.pid"
   fi
   .venv/bin/python tests/controlplane/cluster.py down
@@ -23,7 +34,7 @@ kubeconfig=$(.venv/bin/python tests/controlplane/cluster.py up)
 bin=$(cat "$state/bin")
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
-if [[ ! -f "$state/operator.pid" ]] || ! kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
+if [[ ! -f "$state/operator.pid" ]] || ! running "$(cat "$state/operator.pid")"; then
   # A free port for /healthz: 8080 is often taken on a laptop.
   port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # The examples' apps name no IngressClass: the operator's ingress_class setting gives them one, as

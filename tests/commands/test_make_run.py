@@ -8,22 +8,14 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
 
+from tests.controlplane.cluster import running
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for an init that may never reap it (this sandbox's does not)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 def test_make_run_serves_the_examples_and_make_down_leaves_nothing_running(tmp_path):
@@ -50,11 +42,8 @@ def test_make_run_serves_the_examples_and_make_down_leaves_nothing_running(tmp_p
     finally:
         down = subprocess.run(["make", "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, f"make down failed:\n{down.stdout}\n{down.stderr}"
-    # `make down` SIGKILLs what outlives SIGTERM by 10 s; a killed process takes a moment to go.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and [pid for pid in [operator_pid, *cluster_pids] if alive(pid)]:
-        time.sleep(0.2)
-    assert not alive(operator_pid), "the operator still runs"
-    assert not [pid for pid in cluster_pids if alive(pid)], "a control plane process still runs"
+    # When `make down` returns, not a moment later.
+    assert not running(operator_pid), "the operator still runs"
+    assert not [pid for pid in cluster_pids if running(pid)], "a control plane process still runs"
     with socket.socket() as probe:
         assert probe.connect_ex((server.hostname, server.port)) != 0, f"port {server.port} is still held"

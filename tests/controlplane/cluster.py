@@ -108,14 +108,22 @@ def start(name: str, argv: list[str], state: Path) -> None:
     (state / "pids" / f"{name}.pid").write_text(str(process.pid))
 
 
-def exited_components() -> list[str]:
-    exited = []
-    for pidfile in (state_dir() / "pids").iterdir():
+def running(pid: int) -> bool:
+    """Some thread of the process still runs. Not `kill -0`: this sandbox's init reaps no orphan, so
+    a process that ended stays a zombie; and a thread-group leader shows as a zombie while its other
+    threads, which still hold its sockets, are exiting."""
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
         try:
-            os.kill(int(pidfile.read_text()), 0)
-        except ProcessLookupError:
-            exited.append(pidfile.stem)
-    return exited
+            state = next(line for line in status.read_text().splitlines() if line.startswith("State:"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if state.split()[1] not in ("Z", "X"):
+            return True
+    return False
+
+
+def exited_components() -> list[str]:
+    return [pidfile.stem for pidfile in (state_dir() / "pids").iterdir() if not running(int(pidfile.read_text()))]
 
 
 def wait_until(what: str, check, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -288,15 +296,17 @@ def down() -> None:
 def wait_gone(pid: int, deadline: float) -> None:
     """Wait for a process told to stop; SIGKILL its group at the deadline."""
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not running(pid):
             return
         time.sleep(0.1)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
+    # Gone, sockets closed, before `down` returns: a killed Go process takes a moment to end its threads.
+    killed = time.monotonic() + 10
+    while time.monotonic() < killed and running(pid):
+        time.sleep(0.05)
 
 
 def stop_component(name: str) -> None:

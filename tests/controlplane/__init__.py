@@ -1,0 +1,1 @@
+"""The project's control plane: a real API server from upstream modules, KWOK nodes."""
