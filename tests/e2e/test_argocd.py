@@ -52,9 +52,9 @@ def test_every_state_gets_its_health_in_argo_cds_own_lua_runtime(case):
 
 # --- On kind, through Argo CD ---
 
-def commit(cluster, repository: str, files: dict[str, str], message: str) -> str:
-    """Make the repository's apps/ folder hold `files`, commit and push, as a user does: inside the
-    git server's pod, so no port is forwarded. Returns the commit."""
+def commit(cluster, repository: str, files: dict[str, str], message: str, folder: str = "apps") -> str:
+    """Make the repository's `folder` hold `files` (relative paths), commit and push, as a user
+    does: inside the git server's pod, so no port is forwarded. Returns the commit."""
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, text in files.items():
@@ -65,7 +65,7 @@ def commit(cluster, repository: str, files: dict[str, str], message: str) -> str
     script = f"""set -e
 [ -d /srv/git/{repository}.git ] || git init -q --bare -b main /srv/git/{repository}.git
 work=$(mktemp -d) && git clone -q /srv/git/{repository}.git "$work" 2>/dev/null && cd "$work"
-git checkout -q -B main && rm -rf apps && mkdir apps && base64 -d | tar -x -C apps
+git checkout -q -B main && rm -rf {folder} && mkdir -p {folder} && base64 -d | tar -x -C {folder}
 git add -A && git -c user.name=tests -c user.email=tests@example.com commit -q --allow-empty -m '{message}'
 git push -q origin main && git rev-parse HEAD && rm -rf "$work"
 """
@@ -240,3 +240,90 @@ def test_removing_an_app_from_git_prunes_it_and_its_children(kind_cluster, gitop
     eventually(lambda: state(kind_cluster, name).get("sync", {}).get("revision") == pruned, timeout=60)
     assert json.loads(kubectl(kind_cluster, "get", "fapp", "-n", namespace, "-o", "json"))["items"][0]["metadata"][
         "name"] == "one"
+
+
+# --- The operator itself, from its chart, through Argo CD ---
+
+def chart_files() -> dict[str, str]:
+    chart = REPO / "charts" / "fastapi-operator"
+    return {str(path.relative_to(chart)): path.read_text() for path in sorted(chart.rglob("*")) if path.is_file()}
+
+
+def operator_application(name: str, repository: str, namespace: str, ca_bundle: str) -> dict:
+    """deploy/argocd/application-operator.yaml, pointed at the cluster's git server, with the
+    images built here and Pebble as the ACME server (as the rig's own install has them)."""
+    shipped = yaml.safe_load((REPO / "deploy" / "argocd" / "application-operator.yaml").read_text())
+    shipped["metadata"]["name"] = name
+    shipped["spec"]["source"]["repoURL"] = f"git://git.argocd.svc/{repository}.git"
+    shipped["spec"]["destination"]["namespace"] = namespace
+    repository_name, tag = rig.OPERATOR_IMAGE.split(":")
+    values = shipped["spec"]["source"]["helm"]["valuesObject"]
+    values["image"] = {"repository": repository_name, "tag": tag, "pullPolicy": "Never"}
+    values["operator"].update(acmeServer=rig.PEBBLE_DIRECTORY, acmeCaBundle=ca_bundle)
+    return shipped
+
+
+def rig_operator_setting(cluster, name: str) -> str:
+    deployment = get(cluster, "deployment", "fastapi-operator", rig.OPERATOR_NAMESPACE)
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next(variable["value"] for variable in env if variable["name"] == name)
+
+
+@pytest.fixture
+def rig_operator_stopped(kind_cluster):
+    """The rig's own operator scaled to none while a second install runs (two would both act on
+    every app), and back, Available, when the test ends."""
+    deployment = get(kind_cluster, "deployment", "fastapi-operator", rig.OPERATOR_NAMESPACE)
+    replicas = deployment["spec"]["replicas"]
+    kubectl(kind_cluster, "scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", "--replicas=0")
+    eventually(lambda: not json.loads(kubectl(kind_cluster, "get", "pods", "-n", rig.OPERATOR_NAMESPACE, "-l",
+                                              "app.kubernetes.io/instance=fastapi-operator", "-o", "json"))["items"],
+               timeout=120, interval=1, message="the rig's operator pods gone")
+    yield
+    kubectl(kind_cluster, "scale", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator", f"--replicas={replicas}")
+    kubectl(kind_cluster, "rollout", "status", "-n", rig.OPERATOR_NAMESPACE, "deployment/fastapi-operator",
+            "--timeout=180s")
+
+
+def test_the_operator_from_its_chart_through_an_application_reconciles_an_app_without_drift(
+        kind_cluster, rig_operator_stopped, pebble_root, report):
+    name = f"gitops-operator-{uuid.uuid4().hex[:5]}"
+    namespace, apps = name, f"{name}-apps"
+    revision = commit(kind_cluster, name, chart_files(), "the operator's chart", folder="charts/fastapi-operator")
+    ca_bundle = rig_operator_setting(kind_cluster, "FASTAPI_OPERATOR_ACME_CA_BUNDLE")
+    started = time.monotonic()
+    kubectl(kind_cluster, "apply", "-f", "-", stdin=yaml.safe_dump(operator_application(name, name, namespace, ca_bundle)))
+    try:
+        eventually(lambda: synced_and_healthy(kind_cluster, name, revision), timeout=300, interval=2,
+                   message=f"Argo CD: the chart Synced and Healthy at {revision} ({state(kind_cluster, name)})")
+        synced = time.monotonic() - started
+        kinds = sorted({resource["kind"] for resource in state(kind_cluster, name)["resources"]})
+        assert "CustomResourceDefinition" in kinds and "Deployment" in kinds, kinds
+        lease = get(kind_cluster, "lease", "fastapi-operator", namespace)
+        assert lease and lease["spec"]["holderIdentity"], "the Argo CD install leads: no holder in its Lease"
+
+        kubectl(kind_cluster, "create", "namespace", apps)
+        kubectl(kind_cluster, "apply", "-f", "-", stdin=fastapi_app("one", apps, rig.HELLO_IMAGE, slow(1)))
+        eventually(lambda: https_status(f"one.{apps}.{rig.TEST_DOMAIN}", pebble_root) == 200, timeout=300, interval=2,
+                   message="an app made by the operator Argo CD installed, over HTTPS")
+        served = time.monotonic() - started
+
+        history = len(state(kind_cluster, name).get("history") or [])
+        seen = set()
+        deadline = time.monotonic() + 3 * 15 + 10  # three of argocd-cm's 15 s reconciliation periods
+        while time.monotonic() < deadline:
+            seen.add(state(kind_cluster, name).get("sync", {}).get("status"))
+            time.sleep(2)
+        report("kind: the operator's chart through Argo CD",
+               f"Synced, Healthy in {synced:.0f}s ({len(kinds)} kinds: {', '.join(kinds)}); an app served over HTTPS "
+               f"{served:.0f}s after the Application; sync status over three periods: {sorted(map(str, seen))}")
+        assert seen == {"Synced"}, seen
+        assert len(state(kind_cluster, name).get("history") or []) == history, "Argo CD synced again: it saw a difference"
+    finally:
+        # The Application has no cascading finalizer: deleting it leaves what it made, which goes by
+        # hand, the CRD excepted (the rig's, which every other test's apps need).
+        kubectl(kind_cluster, "delete", "application", "-n", "argocd", name, "--timeout=60s", check=False)
+        kubectl(kind_cluster, "delete", "namespace", apps, "--timeout=180s", check=False)
+        kubectl(kind_cluster, "delete", "namespace", namespace, "--timeout=120s", check=False)
+        kubectl(kind_cluster, "delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={name}",
+                check=False)

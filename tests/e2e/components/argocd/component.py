@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.build import PATH_ENV, Engine, cache_key, debian_rootfs, read_pins, run
+from tests.e2e.build import PATH_ENV, Engine, build_once, cache_key, debian_rootfs, go_install, read_pins, run
 from tests.e2e.components import Component, Context
 
 HERE = Path(__file__).resolve().parent
@@ -36,31 +36,47 @@ def build(out: Path, version: str) -> None:
     module = Path(listed)
     shutil.copytree(module / "manifests" / "crds", out / "crds", ignore=shutil.ignore_patterns("kustomization.yaml"))
     shutil.copy(module / "manifests" / "core-install.yaml", out / "core-install.yaml")
-    for wrapper in ("git-verify-wrapper.sh", "gpg-wrapper.sh"):
-        shutil.copy(module / "hack" / wrapper, out / wrapper)
+    for script in ("git-verify-wrapper.sh", "gpg-wrapper.sh", "tool-versions.sh"):
+        shutil.copy(module / "hack" / script, out / script)
+
+
+def helm(built: Path) -> Path:
+    """The helm binary the repo-server runs for a chart, at the version this Argo CD release ships
+    (its hack/tool-versions.sh), built from Helm's module with the machine's Go; cached on its own,
+    so the Argo CD build is not redone for it."""
+    pins = dict(line.split("=", 1) for line in (built / "tool-versions.sh").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+    version = "v" + pins["HELM_VERSION"].strip()
+    module = f"helm.sh/helm/{version.split('.')[0]}"
+
+    def build_helm(out: Path) -> None:
+        go_install(out, [f"{module}/cmd/helm@{version}"], ldflags=f"-s -w -X {module}/internal/version.version={version}")
+    return build_once("helm", cache_key(module, version, build_helm), build_helm) / "helm"
 
 
 def images(engine: Engine, context: Context, folder: Path) -> dict[str, str]:
-    """Argo CD's image: Debian with git, the binary under each of its names, and the wrappers the
-    repo-server runs for every manifest generation; Redis from Debian's package."""
+    """Argo CD's image: Debian with git, the binary under each of its names, the wrappers the
+    repo-server runs for every manifest generation, and helm for charts; Redis from Debian's package."""
     built = COMPONENT.built()
     assert built is not None
+    helm_binary = helm(built)
     pins = read_pins()
     rootfs = debian_rootfs(pins, "argocd", PACKAGES)
-    tag = f"fastapi-operator-e2e/argocd:{COMPONENT.version}-{cache_key(rootfs.parent.name, built.name)}"
+    tag = f"fastapi-operator-e2e/argocd:{COMPONENT.version}-{cache_key(rootfs.parent.name, built.name, helm_binary.parent.name)}"
     if not engine.has_image(tag):
         engine.import_tar(rootfs, tag + "-rootfs", [PATH_ENV, "ENV LANG=C.UTF-8"])
         with tempfile.TemporaryDirectory() as tmp:
             context_dir = Path(tmp)
             for name in ("argocd", "git-verify-wrapper.sh", "gpg-wrapper.sh"):
                 shutil.copy(built / name, context_dir / name)
+            shutil.copy(helm_binary, context_dir / "helm")
             links = " && ".join(f"ln -s /usr/local/bin/argocd /usr/local/bin/{name}" for name in COMMANDS)
             (context_dir / "Dockerfile").write_text(
                 f"FROM {tag}-rootfs\n"
                 "RUN groupadd -g 999 argocd && useradd -u 999 -g 999 -m -d /home/argocd argocd \\\n"
                 " && mkdir -p /app/config/ssh /app/config/tls /app/config/gpg/source /app/config/gpg/keys \\\n"
                 " && chown -R 999:999 /app/config\n"
-                "COPY argocd git-verify-wrapper.sh gpg-wrapper.sh /usr/local/bin/\n"
+                "COPY argocd git-verify-wrapper.sh gpg-wrapper.sh helm /usr/local/bin/\n"
                 f"RUN chmod 755 /usr/local/bin/* && {links}\n"
                 "USER 999\n")
             engine.build(context_dir, tag)
