@@ -41,7 +41,7 @@ def _is_quantity_path(path: tuple[str, ...]) -> bool:
     return len(path) >= 3 and path[-2] in QUANTITY_MAPS and path[-3] == "resources"
 
 
-def _scalars_equal(desired: Any, live: Any, path: tuple[str, ...]) -> bool:
+def scalars_equal(desired: Any, live: Any, path: tuple[str, ...]) -> bool:
     if desired == live:
         return True
     if not _is_quantity_path(path):
@@ -50,7 +50,7 @@ def _scalars_equal(desired: Any, live: Any, path: tuple[str, ...]) -> bool:
     return desired_quantity is not None and desired_quantity == live_quantity
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     """What the API server stores as nothing: optional fields are `omitempty`, so an empty string,
     list or map the operator applies (a user's `env: [{name: X, value: ""}]`, an empty toleration
     key or envFrom prefix) is absent from the live object, and absent must match it."""
@@ -62,16 +62,16 @@ def is_subset(desired: Any, live: Any, path: tuple[str, ...] = ()) -> bool:
     where quantity semantics apply."""
     if isinstance(desired, dict):
         if not isinstance(live, dict):
-            return _is_empty(desired) and _is_empty(live)
+            return is_empty(desired) and is_empty(live)
         return all(
-            is_subset(value, live.get(key), path + (key,)) if key in live else _is_empty(value)
+            is_subset(value, live.get(key), path + (key,)) if key in live else is_empty(value)
             for key, value in desired.items()
         )
     if isinstance(desired, list):
         if not isinstance(live, list):
-            return _is_empty(desired) and _is_empty(live)
+            return is_empty(desired) and is_empty(live)
         return len(desired) == len(live) and all(is_subset(d, l, path) for d, l in zip(desired, live))
-    return _scalars_equal(desired, live, path)
+    return scalars_equal(desired, live, path)
 
 
 def values_match(desired: dict[str, Any], live: dict[str, Any]) -> bool:

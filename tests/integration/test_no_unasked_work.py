@@ -1,10 +1,18 @@
-"""No work that nothing asked for: values the API server drops never cause a write, however often
-the app is reconciled."""
+"""No work that nothing asked for: values the API server drops, and values an admission webhook
+rewrites, never cause a write, however often the app is reconciled."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
+import ssl
+import subprocess
+import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from fastapi_operator.kube import DEPLOYMENT
 from tests.harness import condition, eventually
@@ -69,3 +77,110 @@ def judge_empty_values(cluster, namespace, process, spec, report):
                     "-p", '[{"op": "replace", "path": "/spec/env/0/value", "value": "now"}]')
     eventually(lambda: cluster.get(DEPLOYMENT, namespace, "empty")["spec"]["template"]["spec"]["containers"][0]
                ["env"][0].get("value") == "now", message="the new value reached the Deployment")
+
+
+class ImageMirror:
+    """A mutating admission webhook, served by this test over HTTPS on loopback (so only the
+    project's own control plane, whose API server runs on this machine, can call it): every
+    Deployment's `registry.example/` images become `mirror.example/`, as a platform's image
+    mirror does. It counts the requests it sees."""
+
+    def __init__(self, directory: Path) -> None:
+        key, certificate = directory / "webhook.key", directory / "webhook.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=webhook",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+                       check=True, capture_output=True)
+        self.ca_bundle = base64.b64encode(certificate.read_bytes()).decode()
+        self.requests = 0
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                mirror.requests += 1
+                containers = review["request"]["object"]["spec"]["template"]["spec"]["containers"]
+                patch = [{"op": "replace", "path": f"/spec/template/spec/containers/{index}/image",
+                          "value": container["image"].replace("registry.example/", "mirror.example/")}
+                         for index, container in enumerate(containers) if container["image"].startswith("registry.example/")]
+                answer = {"uid": review["request"]["uid"], "allowed": True}
+                if patch:
+                    answer.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def configuration(self, name: str, namespace: str) -> dict:
+        return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": name},
+                "webhooks": [{
+                    "name": "mirror.fastapi-operator.test",
+                    "clientConfig": {"url": f"https://127.0.0.1:{self.server.server_address[1]}/mutate",
+                                     "caBundle": self.ca_bundle},
+                    "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                               "resources": ["deployments"], "scope": "Namespaced"}],
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                    "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+                    "timeoutSeconds": 5}]}
+
+
+def first_image(cluster, namespace: str, name: str) -> str:
+    return cluster.get(DEPLOYMENT, namespace, name)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+@pytest.mark.own_control_plane
+def test_a_child_an_admission_webhook_rewrites_converges_after_one_write(cluster, namespace, operator_paused,
+                                                                         tmp_path, report):
+    mirror = ImageMirror(tmp_path)
+    mirror.thread.start()
+    configuration = mirror.configuration(f"image-mirror-{namespace}", namespace)
+    cluster.apply(configuration)
+    process = own_operator(cluster, namespace, tmp_path, "image-mirror")
+    try:
+        # The API server takes up a new webhook within a moment: a dry-run create says when.
+        probe = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe", "namespace": namespace},
+                 "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+                          "spec": {"containers": [{"name": "c", "image": "registry.example/probe:1"}]}}}}
+        eventually(lambda: "mirror.example/" in cluster.kubectl("create", "--dry-run=server", "-o", "jsonpath={..image}",
+                                                                "-f", "-", stdin=json.dumps(probe)).stdout,
+                   timeout=30, interval=0.5, message="the webhook taken up")
+        judge_image_mirror(cluster, namespace, process, mirror, report)
+    finally:
+        cluster.kubectl("delete", "mutatingwebhookconfiguration", configuration["metadata"]["name"], check=False)
+        process.stop()
+        mirror.server.shutdown()
+
+
+def judge_image_mirror(cluster, namespace, process, mirror, report):
+    cluster.apply(app_manifest("mirrored", namespace, image="registry.example/team/app:1", resources=SMALL_RESOURCES))
+    eventually(lambda: condition(cluster.app(namespace, "mirrored"), "Reconciled").get("status") == "True"
+               and condition(cluster.app(namespace, "mirrored"), "Available").get("status") == "True",
+               timeout=180, interval=0.5, message="the app reconciled and Available")
+    assert first_image(cluster, namespace, "mirrored") == "mirror.example/team/app:1"
+    counts = []
+    for image in ("registry.example/team/app:1", "registry.example/team/app:2"):
+        if image.endswith(":2"):
+            # Not blind: a new image in the spec is written (once), and mirrored again.
+            cluster.kubectl("patch", "fapp", "mirrored", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"image": image}}))
+            eventually(lambda: first_image(cluster, namespace, "mirrored") == "mirror.example/team/app:2",
+                       message="the new image written, and mirrored")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        time.sleep(2)
+        before = mutating_requests(process), mirror.requests
+        reconcile_again(cluster, namespace, "mirrored", RECONCILES)
+        time.sleep(2)
+        counts.append((mutating_requests(process) - before[0], mirror.requests - before[1]))
+    report(f"scale: mutating requests in {RECONCILES} reconciles of an app whose image a webhook rewrites "
+           "(then after an image change)", ", ".join(f"{sent:.0f} (Deployment writes the webhook saw: {seen})"
+                                                     for sent, seen in counts))
+    assert counts == [(0, 0), (0, 0)], f"writes while nothing changed: {counts}"

@@ -83,7 +83,8 @@ class ChildWriter:
             return self.make(manifest)
         if kind is DEPLOYMENT:
             self._hand_replicas_to_autoscaler(manifest, live)
-        result = self.reads.written(self.refusing_undoes(manifest, lambda: self.kube.apply(manifest, uid=uid_of(live))))
+        result = self.reads.written(self.refusing_undoes(manifest, lambda: self.kube.apply(manifest, uid=uid_of(live))),
+                                    sent=manifest)
         self.changes.append(f"Updated {describe(kind, name, self.namespace)}")
         return result
 
@@ -111,7 +112,7 @@ class ChildWriter:
             change = f"Created {described}"
             self.made.append(Made(kind, name, uid_of(child) or "", change))
         self.changes.append(change)
-        return self.reads.written(child)
+        return self.reads.written(child, sent=manifest)
 
     def refusing_undoes(self, manifest: dict[str, Any], write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """A write the API server refuses as invalid undoes what this reconcile made before it."""
@@ -128,6 +129,7 @@ class ChildWriter:
         self.made.clear()
 
     def delete(self, kind: Kind, name: str, live: dict[str, Any], why: str = "") -> None:
+        self.reads.rewrites.forget(kind, self.namespace, name)
         if self.kube.delete(kind, self.namespace, name, uid=uid_of(live)):
             self.changes.append(f"Deleted {describe(kind, name, self.namespace)}{why}")
 
