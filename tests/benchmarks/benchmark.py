@@ -8,7 +8,12 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 - convergence: N apps applied at once until all are Available, side by side with the peer: what a
   user would do without the operator, `kubectl apply --server-side` of the very objects
   `fastapi-operator render` makes, until every Deployment is Available; their ratio, and the
-  requests and the CPU each side used (both wait on a watch, so the measuring adds no load);
+  requests and the CPU each side used (both wait on a watch, so the measuring adds no load). Two
+  shapes of app: `minimal` (an image: a Deployment and a Service) and `realistic` (two replicas, an
+  ingress with a path and TLS from a ClusterIssuer: an Ingress, a NetworkPolicy and a
+  PodDisruptionBudget too). Beside the ratio, the floor: the peer's time plus what the operator
+  cannot avoid, each app's FastAPIApp and one status write, at the peer run's own machine CPU per
+  mutating request (every client's, the controllers' included), spread over the cores;
 - memory: the operator's resident set size once the N apps converged, and after the steady state;
 - no-op reconcile: latency of one reconcile with nothing to do, and its requests;
 - steady state: mutating requests, and GET and LIST requests per app per resync, from the API
@@ -23,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -41,7 +48,7 @@ from fastapi_operator.render import render_app
 from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
 from fastapi_operator.settings import Settings
 from tests.harness import (
-    MUTATING_VERBS, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
+    MUTATING_VERBS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
     request_counts,
 )
 from tests.manifests import app_manifest, full_manifest
@@ -175,14 +182,62 @@ def fresh_namespace(cluster: Cluster, prefix: str) -> str:
     return namespace
 
 
-def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
+BENCH_ISSUER = "bench-issuer"
+SHAPES = ("minimal", "realistic")
+
+
+def shaped_apps(shape: str, apps: int, namespace: str) -> list[dict]:
+    """`minimal`: an image. `realistic`: what most apps in production ask for: two replicas, a
+    host with a path prefix, TLS from the platform's ClusterIssuer."""
+    if shape == "minimal":
+        return [app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]
+    return [app_manifest(f"app-{i:03d}", namespace, replicas=2, tls={"clusterIssuer": BENCH_ISSUER},
+                         ingress={"hosts": [f"app-{i:03d}.{namespace}.bench.example"], "path": "/api",
+                                  "className": "nginx"}) for i in range(apps)]
+
+
+def prepare_realistic(cluster: Cluster) -> None:
+    """What realistic apps name: the IngressClass (as the integration suite sets it up) and a
+    ClusterIssuer (an object only: no cert-manager runs on the control plane, and Available needs
+    no certificate)."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                    str(Path(__file__).parents[1] / "integration" / "ingress-classes.yaml"))
+    cluster.apply({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": BENCH_ISSUER},
+                   "spec": {"selfSigned": {}}})
+
+
+def mutating_requests(cluster: Cluster) -> float:
+    """Every mutating request the API server served, whoever sent it and whatever it wrote."""
+    total = 0.0
+    for line in cluster.metrics().splitlines():
+        match = SAMPLE.match(line)
+        if match and re.search(r'verb="(POST|PUT|PATCH|APPLY|DELETE|DELETECOLLECTION)"', match["labels"]):
+            total += float(match["value"])
+    return total
+
+
+@dataclass
+class PeerRun:
+    seconds: float
+    requests: str
+    machine_cpu: float  # seconds, all cores
+    mutating: float  # every client's
+
+    def floor(self, apps: int) -> float:
+        """The peer's time, plus each app's FastAPIApp create and one status write at this run's
+        CPU per mutating request, over the machine's cores."""
+        per_request = self.machine_cpu / max(self.mutating, 1)
+        return self.seconds + 2 * apps * per_request / (os.cpu_count() or 1)
+
+
+def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
     """kubectl apply --server-side of what `fastapi-operator render` prints for the same apps:
-    its time, and the requests it made."""
+    its time, the requests it made, and the machine's CPU."""
     namespace = fresh_namespace(cluster, "peer")
     manifests = work / "peer.yaml"
-    manifests.write_text(yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
+    manifests.write_text(yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
     try:
-        before = request_totals(cluster)
+        before, mutating_before = request_totals(cluster), mutating_requests(cluster)
         machine_before = cpu_seconds()
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
@@ -190,17 +245,49 @@ def run_peer(cluster: Cluster, apps: int, work: Path) -> tuple[float, str]:
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
         wait_until_available(cluster, DEPLOYMENT, namespace, apps)
         elapsed = time.monotonic() - started
-        return elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}"
+        return PeerRun(elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}",
+                       cpu_seconds() - machine_before, mutating_requests(cluster) - mutating_before)
     finally:
         # Waited for: the namespace controller deleting 1,000 Deployments with their pods would
         # otherwise share the machine with the operator's run that follows.
         cluster.kubectl("delete", "namespace", namespace, "--timeout=600s", check=False, timeout=660)
 
 
-def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tuple[str, str]]:
+def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int, peer: PeerRun,
+             results: Results) -> str:
+    """The operator's side of one shape: its apps applied at once until all are Available. Returns
+    their namespace (the operator still running)."""
+    namespace = fresh_namespace(cluster, f"bench-{shape}")
+    before = request_totals(cluster)
+    assert operator.process is not None
+    pid = operator.process.pid
+    machine_before, operator_before = cpu_seconds(), cpu_seconds(pid)
+    started = time.monotonic()
+    # The same command as the peer's, so the two runs differ only in who makes the objects.
+    cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
+                    stdin=yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
+    wait_until_available(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
+    elapsed = time.monotonic() - started
+    operator_cpu = cpu_seconds(pid) - operator_before
+    operator_requests = f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed, (pid, operator_before))}"
+    floor = peer.floor(apps)
+    results.append((f"{apps} {shape} apps: peer (kubectl apply --server-side of the rendered objects)",
+                    f"{peer.seconds:.1f} s ({apps / peer.seconds:.1f} apps/s); {peer.requests}"))
+    results.append((f"{apps} {shape} apps: operator, applied at once until all Available",
+                    f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {operator_requests}; "
+                    f"operator CPU per app {operator_cpu / apps * 1e3:.1f} ms"))
+    results.append((f"{apps} {shape} apps: ratios",
+                    f"operator/peer {elapsed / peer.seconds:.2f}; floor {floor:.1f} s, operator/floor "
+                    f"{elapsed / floor:.2f} ({elapsed / floor - 1:+.0%})"))
+    results.append((f"operator RSS with {apps} {shape} apps converged", f"{rss_mib(pid):.0f} MiB"))
+    return namespace
+
+
+def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work: Path) -> list[tuple[str, str]]:
     results = Results()
     results.append(("render one full app", bench_render()))
-    peer, peer_requests = run_peer(cluster, apps, work)
+    prepare_realistic(cluster)
+    peers = {shape: run_peer(cluster, shape, apps, work) for shape in shapes}
     operator = OperatorProcess(cluster, work / "operator.log", RESYNC_SECONDS)
     startups = []
     for _ in range(3):
@@ -209,26 +296,19 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
         operator.stop()
     results.append(("operator start to liveness", summary(startups, 1, "s")))
 
-    namespace = fresh_namespace(cluster, "bench")
-    operator.start()
+    namespaces: list[str] = []
     try:
-        before = request_totals(cluster)
+        # Each shape with an operator of its own and the cluster as the peer found it: the earlier
+        # shape's apps deleted, so neither its objects nor its high-water RSS count against this one.
+        # The steady state, the drift and the restart are measured on the last shape's apps.
+        for index, shape in enumerate(shapes):
+            operator.start()
+            namespaces.append(converge(cluster, operator, shape, apps, peers[shape], results))
+            if index < len(shapes) - 1:
+                operator.stop()
+                cluster.kubectl("delete", "namespace", namespaces.pop(), "--timeout=600s", check=False, timeout=660)
+        namespace = namespaces[-1]
         assert operator.process is not None
-        machine_before, operator_before = cpu_seconds(), cpu_seconds(operator.process.pid)
-        started = time.monotonic()
-        # The same command as the peer's, so the two runs differ only in who makes the objects.
-        cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
-                        stdin=yaml.safe_dump_all([app_manifest(f"app-{i:03d}", namespace) for i in range(apps)]))
-        wait_until_available(cluster, FASTAPIAPP, namespace, apps)
-        elapsed = time.monotonic() - started
-        operator_requests = (f"{requests_since(cluster, before)}; "
-                             f"{cpu_use(machine_before, elapsed, (operator.process.pid, operator_before))}")
-        results.append((f"{apps} apps: peer (kubectl apply --server-side of the rendered objects)",
-                        f"{peer:.1f} s ({apps / peer:.1f} apps/s); {peer_requests}"))
-        results.append((f"{apps} apps: operator, applied at once until all Available",
-                        f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {operator_requests}; "
-                        f"ratio operator/peer {elapsed / peer:.2f}"))
-        results.append((f"operator RSS with {apps} apps converged", f"{rss_mib(operator.process.pid):.0f} MiB"))
 
         time.sleep(2 * RESYNC_SECONDS)  # settle
         verb_sets = (MUTATING_VERBS, {"GET"}, {"LIST"})
@@ -258,10 +338,11 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
                         f"reconcile"))
 
         repairs = []
+        wanted = cluster.get(DEPLOYMENT, namespace, "app-001")["spec"]["replicas"]
         for _ in range(10):
-            cluster.kubectl("scale", "deployment/app-001", "-n", namespace, "--replicas=4")
+            cluster.kubectl("scale", "deployment/app-001", "-n", namespace, f"--replicas={wanted + 3}")
             started = time.monotonic()
-            eventually(lambda: cluster.get(DEPLOYMENT, namespace, "app-001")["spec"]["replicas"] == 1, timeout=30,
+            eventually(lambda: cluster.get(DEPLOYMENT, namespace, "app-001")["spec"]["replicas"] == wanted, timeout=30,
                        interval=0.02)
             repairs.append(time.monotonic() - started)
         results.append(("hand-edited Deployment put back", summary(repairs)))
@@ -275,7 +356,8 @@ def run(cluster: Cluster, apps: int, restart_apps: int, work: Path) -> list[tupl
             results.append((restart, "not measured: only the project's own control plane can be stopped"))
     finally:
         operator.stop()
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        for namespace in namespaces:
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
     observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
     results.append(("failover: active replica SIGKILLed until the standby reconciled a new app",
@@ -287,7 +369,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", type=int, default=100, help="apps for the convergence and steady-state runs")
     parser.add_argument("--restart-apps", type=int, default=200, help="apps in the burst the API server restarts in")
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"app shapes to converge, comma-separated, of {', '.join(SHAPES)} (the steady state, "
+                             "drift and restart numbers use the first)")
     args = parser.parse_args()
+    shapes = [shape for shape in args.shapes.split(",") if shape]
+    assert shapes and set(shapes) <= set(SHAPES), f"--shapes: one or more of {SHAPES}"
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         existing = os.environ.get("FASTAPI_OPERATOR_TEST_KUBECONFIG")
@@ -296,10 +383,10 @@ def main() -> None:
         else:
             # 110 pods fit a fake node (the convergence run's and the restart's apps stay until
             # the end); one spare node, so the last apps are not squeezed.
-            os.environ.setdefault("FASTAPI_OPERATOR_KWOK_NODES",
-                                  str(max(2, (args.apps + args.restart_apps) // 100 + 1)))
+            pods = max(args.apps * (2 if shape == "realistic" else 1) for shape in shapes) + args.restart_apps
+            os.environ.setdefault("FASTAPI_OPERATOR_KWOK_NODES", str(max(2, pods // 100 + 1)))
             cluster = stack.enter_context(own_control_plane(work / "cluster"))
-        results = run(cluster, args.apps, args.restart_apps, work)
+        results = run(cluster, args.apps, args.restart_apps, shapes, work)
     width = max(len(name) for name, _ in results)
     print("\nfastapi-operator benchmark")
     for name, value in results:

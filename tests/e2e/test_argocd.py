@@ -249,9 +249,10 @@ def chart_files() -> dict[str, str]:
     return {str(path.relative_to(chart)): path.read_text() for path in sorted(chart.rglob("*")) if path.is_file()}
 
 
-def operator_application(name: str, repository: str, namespace: str, ca_bundle: str) -> dict:
+def operator_application(name: str, repository: str, namespace: str, settings: dict[str, str]) -> dict:
     """deploy/argocd/application-operator.yaml, pointed at the cluster's git server, with the
-    images built here and Pebble as the ACME server (as the rig's own install has them)."""
+    images built here and the rig's own install's settings (Pebble as the ACME server, the
+    monitoring namespace), so the apps of other tests it meets render the same."""
     shipped = yaml.safe_load((REPO / "deploy" / "argocd" / "application-operator.yaml").read_text())
     shipped["metadata"]["name"] = name
     shipped["spec"]["source"]["repoURL"] = f"git://git.argocd.svc/{repository}.git"
@@ -259,14 +260,17 @@ def operator_application(name: str, repository: str, namespace: str, ca_bundle: 
     repository_name, tag = rig.OPERATOR_IMAGE.split(":")
     values = shipped["spec"]["source"]["helm"]["valuesObject"]
     values["image"] = {"repository": repository_name, "tag": tag, "pullPolicy": "Never"}
-    values["operator"].update(acmeServer=rig.PEBBLE_DIRECTORY, acmeCaBundle=ca_bundle)
+    values["operator"].update(settings)
     return shipped
 
 
-def rig_operator_setting(cluster, name: str) -> str:
+def rig_operator_settings(cluster) -> dict[str, str]:
+    """The chart values of the rig's install that the defaults do not give, read off its Deployment."""
     deployment = get(cluster, "deployment", "fastapi-operator", rig.OPERATOR_NAMESPACE)
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    return next(variable["value"] for variable in env if variable["name"] == name)
+    env = {variable["name"]: variable.get("value", "")
+           for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return {"acmeServer": env["FASTAPI_OPERATOR_ACME_SERVER"], "acmeCaBundle": env["FASTAPI_OPERATOR_ACME_CA_BUNDLE"],
+            "monitoringNamespace": env.get("FASTAPI_OPERATOR_MONITORING_NAMESPACE", "")}
 
 
 @pytest.fixture
@@ -290,9 +294,9 @@ def test_the_operator_from_its_chart_through_an_application_reconciles_an_app_wi
     name = f"gitops-operator-{uuid.uuid4().hex[:5]}"
     namespace, apps = name, f"{name}-apps"
     revision = commit(kind_cluster, name, chart_files(), "the operator's chart", folder="charts/fastapi-operator")
-    ca_bundle = rig_operator_setting(kind_cluster, "FASTAPI_OPERATOR_ACME_CA_BUNDLE")
+    settings = rig_operator_settings(kind_cluster)
     started = time.monotonic()
-    kubectl(kind_cluster, "apply", "-f", "-", stdin=yaml.safe_dump(operator_application(name, name, namespace, ca_bundle)))
+    kubectl(kind_cluster, "apply", "-f", "-", stdin=yaml.safe_dump(operator_application(name, name, namespace, settings)))
     try:
         eventually(lambda: synced_and_healthy(kind_cluster, name, revision), timeout=300, interval=2,
                    message=f"Argo CD: the chart Synced and Healthy at {revision} ({state(kind_cluster, name)})")

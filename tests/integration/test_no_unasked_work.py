@@ -16,10 +16,8 @@ import pytest
 
 from fastapi_operator.kube import DEPLOYMENT
 from tests.harness import condition, eventually
-from tests.integration.test_metrics import own_operator, sample
+from tests.integration.test_metrics import mutating_requests, own_operator, sample
 from tests.manifests import SMALL_RESOURCES, app_manifest
-
-MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 
 RECONCILES = 4
 
@@ -29,12 +27,6 @@ def reconcile_again(cluster, namespace: str, name: str, times: int) -> None:
     for count in range(times):
         cluster.kubectl("annotate", "fapp", name, "-n", namespace, f"test/nudge={count}", "--overwrite")
         time.sleep(1)
-
-
-def mutating_requests(process) -> float:
-    """What this test's own operator sent that could change something (its rest_client metrics)."""
-    text = process.metrics()
-    return sum(sample(text, "rest_client_requests_total", method=method) for method in MUTATING)
 
 
 def test_empty_values_the_api_server_drops_are_written_once(cluster, namespace, operator_paused, tmp_path, report):
