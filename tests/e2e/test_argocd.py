@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shlex
 import subprocess
 import tarfile
 import threading
@@ -66,7 +67,7 @@ def commit(cluster, repository: str, files: dict[str, str], message: str, folder
 [ -d /srv/git/{repository}.git ] || git init -q --bare -b main /srv/git/{repository}.git
 work=$(mktemp -d) && git clone -q /srv/git/{repository}.git "$work" 2>/dev/null && cd "$work"
 git checkout -q -B main && rm -rf {folder} && mkdir -p {folder} && base64 -d | tar -x -C {folder}
-git add -A && git -c user.name=tests -c user.email=tests@example.com commit -q --allow-empty -m '{message}'
+git add -A && git -c user.name=tests -c user.email=tests@example.com commit -q --allow-empty -m {shlex.quote(message)}
 git push -q origin main && git rev-parse HEAD && rm -rf "$work"
 """
     output = kubectl(cluster, "exec", "-i", "-n", "argocd", "deploy/git", "--", "sh", "-c", script,

@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
+from fastapi_operator.cache import Cache, watched_sources
 from fastapi_operator.meta import tls_secret_name
-from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, HOST_CLAIM, INGRESS, SERVICE, Kube
+from fastapi_operator.kube import CERTIFICATE, CLUSTER_ISSUER, DEPLOYMENT, FASTAPIAPP, HOST_CLAIM, INGRESS, SERVICE, Kube
 from fastapi_operator.reconcile import Reconciler
 from fastapi_operator.settings import Settings
 from tests.harness import OperatorProcess, condition, eventually
@@ -188,3 +189,38 @@ def test_a_shared_issuer_or_host_claim_deleted_by_hand_is_back_within_two_second
         eventually(lambda: (cluster.get(kind, None, name) or {}).get("metadata", {}).get("uid") not in (None, uid),
                    timeout=2, interval=0.05, message=f"{kind.kind} {name} made again")
         report(f"e) deleted {kind.kind} made again in", f"{time.monotonic() - started:.2f}s")
+
+
+def test_an_unused_issuer_whose_status_just_changed_is_collected_at_once(cluster, namespace, operator_paused):
+    """cert-manager writes a ClusterIssuer's status when it registers the ACME account. A
+    collection that judges the issuer from a cache that has not seen that write yet deletes with a
+    resourceVersion the API server refuses (409): the issuer stayed until the next resync. Made
+    deterministic: the cache is given back the issuer as it was before its status changed, which is
+    what a watch a moment behind holds."""
+    settings = Settings(_env_file=None, **SESSION_SETTINGS)
+    cache = Cache(Kube(cluster.api), watched_sources(settings), lambda *_: None)
+    cache.start()
+    try:
+        assert cache.wait_synced(30)
+        reconciler = Reconciler(Kube(cluster.api), settings, cache)
+        app = tls_app("first", namespace)
+        # An email of its own: an issuer no other test's app (in a namespace still going) uses.
+        app["spec"]["tls"]["acme"]["email"] = f"{namespace}@example.com"
+        cluster.apply(app)
+        eventually(lambda: cache.informers[FASTAPIAPP][0].get(namespace, "first"), message="the app in the cache")
+        assert reconciler.reconcile(namespace, "first").error is None
+        issuer = issuer_of(cluster, namespace, "first")
+        (issuers,) = cache.informers[CLUSTER_ISSUER]
+        before = eventually(lambda: issuers.get(None, issuer), message="the issuer in the cache")
+        cluster.kubectl("patch", "clusterissuer", issuer, "--subresource=status", "--type=merge", "-p",
+                        '{"status": {"acme": {"uri": "https://acme.example/acct/1"}}}')
+        eventually(lambda: issuers.get(None, issuer)["metadata"]["resourceVersion"]
+                   != before["metadata"]["resourceVersion"], message="the status change watched")
+        with issuers.lock:
+            issuers.objects[(None, issuer)] = before
+        cluster.kubectl("delete", "fapp", "first", "-n", namespace)
+        eventually(lambda: cache.informers[FASTAPIAPP][0].get(namespace, "first") is None, message="the app gone")
+        assert reconciler.shared.collect_unused_issuers() == [issuer]
+        assert cluster.get(CLUSTER_ISSUER, None, issuer) is None
+    finally:
+        cache.stop()

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ..api import FastAPIApp
 from ..errors import Conflict, ReconcileError
-from ..kube import CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, HOST_CLAIM, INGRESS, INGRESS_CLASS, Kind
+from ..kube import CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, HOST_CLAIM, INGRESS, INGRESS_CLASS, Kind, Kube
 from ..meta import (
     ANNOTATION_CLAIMED_BY, CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_SCOPE,
     OPERATOR_NAME,
@@ -61,6 +61,22 @@ def foreign_claims(app: FastAPIApp, claims: dict[str, dict[str, Any] | None], na
         else:
             found.append(f"host {host} is claimed by another namespace (HostClaim {host})")
     return found
+
+
+def delete_as_judged(kube: Kube, kind: Kind, judged: dict[str, Any]) -> bool:
+    """Delete at the judged resourceVersion. A cache a moment behind a status write (cert-manager
+    registering an issuer's ACME account) has an older one: the API server's copy is read, and
+    deleted at its version if it still says what was judged (spec and labels); any other change
+    keeps it for the next collection."""
+    name, version = judged["metadata"]["name"], judged["metadata"]["resourceVersion"]
+    if kube.delete(kind, None, name, resource_version=version):
+        return True
+    current = kube.get(kind, None, name)
+    if current is None or current["metadata"]["resourceVersion"] == version:
+        return False
+    same = (current.get("spec") == judged.get("spec")
+            and current["metadata"].get("labels") == judged["metadata"].get("labels"))
+    return same and kube.delete(kind, None, name, resource_version=current["metadata"]["resourceVersion"])
 
 
 class SharedObjects:
@@ -181,7 +197,7 @@ class SharedObjects:
                 metadata = obj["metadata"]
                 if is_used(obj):
                     continue
-                if self.kube.delete(kind, None, metadata["name"], resource_version=metadata["resourceVersion"]):
+                if delete_as_judged(self.kube, kind, obj):
                     deleted.append(metadata["name"])
                     log.info(f"Deleted {kind.kind} {metadata['name']}: {why}")
         return deleted
