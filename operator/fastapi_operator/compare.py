@@ -8,12 +8,20 @@ Two checks, both needed for an exact answer:
   would set now. This is what notices a field the spec dropped: server-side apply removes it.
 
 A reconcile with nothing to do therefore sends no mutating request at all.
+
+Each answer is remembered per live object while its resourceVersion and the desired object stay
+the same (`remembered`): one reconcile asks whether a Deployment's pod template changes up to five
+times, and every resync asks it again of each unchanged child. A live object at one
+resourceVersion is one content, and the desired object is named by a digest of its JSON, so a
+remembered answer is the answer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from kubernetes.utils import parse_quantity
 
@@ -86,9 +94,38 @@ def values_match(desired: dict[str, Any], live: dict[str, Any]) -> bool:
     )
 
 
+Answer = Callable[[dict[str, Any], dict[str, Any]], bool]
+# (question, live uid) -> (live resourceVersion, digest of the desired object, answer): one entry
+# per child the operator has compared, replaced when either side changes.
+ANSWERS: dict[tuple[str, str], tuple[str, bytes, bool]] = {}
+ANSWERS_LIMIT = 200_000  # children; past it (deleted ones add up) everything is forgotten at once
+
+
+def remembered(question: Answer) -> Answer:
+    def answer(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+        metadata = live.get("metadata") or {}
+        uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+        if not uid or not version:
+            return question(desired, live)
+        digest = hashlib.blake2b(json.dumps(desired, separators=(",", ":")).encode(), digest_size=16).digest()
+        key = (question.__name__, uid)
+        known = ANSWERS.get(key)
+        if known is not None and known[0] == version and known[1] == digest:
+            return known[2]
+        result = question(desired, live)
+        if len(ANSWERS) >= ANSWERS_LIMIT:
+            ANSWERS.clear()
+        ANSWERS[key] = (version, digest, result)
+        return result
+    return answer
+
+
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
-    if live is None:
-        return True
+    return True if live is None else _needs_apply(desired, live)
+
+
+@remembered
+def _needs_apply(desired: dict[str, Any], live: dict[str, Any]) -> bool:
     owned = applied_by(live, FIELD_MANAGER)
     # Nothing applied by the operator yet (made by an older version, or adopted): apply once.
     return not owned or not values_match(desired, live) or not sets_same_fields(desired, owned)
@@ -107,8 +144,11 @@ def _at(obj: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
 def changes_pod_template(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     """Would applying this Deployment (or CronJob) start a new version of its pods? Only the pod
     template counts: a new replica count or a label on the object starts none."""
-    if live is None:
-        return True
+    return True if live is None else _changes_pod_template(desired, live)
+
+
+@remembered
+def _changes_pod_template(desired: dict[str, Any], live: dict[str, Any]) -> bool:
     path = POD_TEMPLATE_PATHS[desired["kind"]]
     template = _at(desired, path)
     owned = _at(applied_by(live, FIELD_MANAGER), tuple(f"f:{key}" for key in path)) or {}

@@ -4,9 +4,10 @@ what someone changed, and what the spec dropped, is."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
-from fastapi_operator.compare import needs_apply
+from fastapi_operator.compare import changes_pod_template, needs_apply
 
 
 def _env(name: str, value: str) -> dict:
@@ -38,9 +39,14 @@ OWNED = {
 }
 
 
+# A live object at one resourceVersion is one content (compare.py remembers answers by it): each
+# made here, edited or not, is a version of its own.
+VERSIONS = itertools.count(7)
+
+
 def live_version(desired: dict = DESIRED, owned: dict = OWNED) -> dict:
     live = copy.deepcopy(desired)
-    live["metadata"].update({"uid": "u", "resourceVersion": "7", "labels": {"app": "hello", "extra": "x"},
+    live["metadata"].update({"uid": "u", "resourceVersion": str(next(VERSIONS)), "labels": {"app": "hello", "extra": "x"},
                              "managedFields": [{"manager": "fastapi-operator", "operation": "Apply",
                                                 "fieldsType": "FieldsV1", "fieldsV1": owned}]})
     container = live["spec"]["template"]["spec"]["containers"][0]
@@ -124,4 +130,23 @@ def test_an_empty_string_the_api_server_drops_is_not_a_difference_but_a_value_se
     del live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]  # omitempty: the server drops it
     assert needs_apply(desired, live) is False
     live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "set by hand"
+    live["metadata"]["resourceVersion"] = str(next(VERSIONS))
     assert needs_apply(desired, live) is True
+
+
+def test_an_answer_holds_for_one_version_of_the_live_object_and_one_desired_object():
+    live = live_version()
+    assert needs_apply(DESIRED, live) is False
+    # Not a sequence the API server makes (a new content is a new resourceVersion): it shows that
+    # the answer for this version is remembered, not computed again.
+    live["spec"]["replicas"] = 5
+    assert needs_apply(DESIRED, live) is False
+    live["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    assert needs_apply(DESIRED, live) is True, "a new version is compared again"
+    desired = copy.deepcopy(DESIRED)
+    desired["spec"]["replicas"] = 5
+    assert needs_apply(desired, live) is False, "so is a new desired object"
+    assert changes_pod_template(desired, live) is False
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "hello:2"
+    live["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    assert changes_pod_template(desired, live) is True
