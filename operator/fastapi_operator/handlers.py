@@ -34,6 +34,9 @@ log = logging.getLogger("fastapi_operator.handlers")
 # A child's progress reports within this long make one reconcile of its app: a new
 # Deployment's status alone moves three times in its first second, each a status write.
 PROGRESS_SETTLE_SECONDS = 0.5
+# How long a new app's first status may wait for its Deployment to be Available: one status write
+# instead of two for most new apps (reporting.first_status_wait).
+FIRST_STATUS_SETTLE_SECONDS = 3.0
 
 
 def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
@@ -95,13 +98,12 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
-        # Each watch holds a connection for minutes: they get a pool of their own, so the
-        # reconciles' requests never queue behind them or open a connection per request.
+        # Each watch holds a connection for minutes: a pool of their own, so reconciles never wait.
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
         kube = Kube(load_api_client(settings.workers))
         self.cache = Cache(watches, sources, self._changed_on_watch_thread)
-        self.reconciler = Reconciler(kube, settings, self.cache)
+        self.reconciler = Reconciler(kube, settings, self.cache, FIRST_STATUS_SETTLE_SECONDS)
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
         self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
@@ -118,8 +120,7 @@ class Runtime:
                                          on_started=self._lead, on_stopped=self._stand_by)
 
     async def begin(self) -> None:
-        """Nothing is decided before every watch has listed once: an unlisted cache holds no
-        apps, and every shared object would look unused."""
+        """Nothing is decided before every watch listed once: else no app, and every shared object unused."""
         if self.settings.metrics_port:
             serve(self.settings.metrics_port, StoredState(self.reconciler.list_apps, self.cache.sizes),
                   self.settings.workers)
@@ -219,6 +220,8 @@ class Runtime:
             return False
         if outcome.status_resource_version:
             self.own_status_versions[key] = outcome.status_resource_version
+        if outcome.status_held_seconds is not None:
+            self.queue.add_after(key, outcome.status_held_seconds)
         return outcome.retry
 
     def queue_every_app(self, why: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi_operator.errors import Conflict
+import datetime
+
+from fastapi_operator.errors import Conflict, InvalidSpec
+from fastapi_operator.reconcile.reporting import first_status_wait
 from fastapi_operator.status import compute_status, status_changed
 
 
@@ -80,3 +83,21 @@ def test_transition_time_is_kept_while_status_is_unchanged():
     assert changed["CertificateReady"] == "2026-03-03T00:00:00Z"
     assert changed["Available"] == "2026-01-01T00:00:00Z"
     assert status_changed(third, second)
+
+
+def test_a_new_apps_first_status_waits_moments_for_its_deployment_and_nothing_else_waits():
+    made = datetime.datetime(2026, 12, 5, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    body = {"metadata": {"name": "shop", "creationTimestamp": "2026-12-05T12:00:00Z"}}
+    progressing = {"conditions": [{"type": "Available", "status": "False"}]}
+    available = {"conditions": [{"type": "Available", "status": "True"}]}
+
+    def wait(status=progressing, error=None, after=1.0, of=body, settle=3.0):
+        return first_status_wait(of, status, error, settle, made + datetime.timedelta(seconds=after))
+
+    assert wait() == 2.0 and wait(after=0) == 3.0
+    assert wait(status=available) is None, "Available: written at once"
+    assert wait(error=InvalidSpec("spec.replicas: ...")) is None, "a problem: written at once"
+    assert wait(of={**body, "status": progressing}) is None, "only the first status waits"
+    assert wait(after=3.0) is None and wait(after=-1.0) is None, "its time is up, or a clock behind the server's"
+    assert wait(settle=0) is None, "not asked to wait (the CLI, direct reconciles)"
+    assert wait(of={"metadata": {"name": "shop"}}) is None

@@ -50,6 +50,7 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     error: ReconcileError | None = None
     status_resource_version: str | None = None
+    status_held_seconds: float | None = None  # a new app's first status waits: reconcile again then
 
     @property
     def retry(self) -> bool:
@@ -57,15 +58,17 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: Settings, cache: Cache | None = None) -> None:
-        """Without a `cache` every read goes to the API server (the CLI's and some tests' way)."""
+    def __init__(self, kube: Kube, settings: Settings, cache: Cache | None = None,
+                 first_status_settle_seconds: float = 0) -> None:
+        """Without a `cache` every read goes to the API server (the CLI's and some tests' way).
+        `first_status_settle_seconds`: see reporting.first_status_wait."""
         self.kube = kube
         self.settings = settings
         self.reads = Reads(kube, cache)
         self.scope = install_scope(settings.namespaces)
         self.shared = SharedObjects(self.reads, settings, self.scope)
         self.shared.gateways = self.gateways
-        self.reporter = Reporter(self.reads)
+        self.reporter = Reporter(self.reads, first_status_settle_seconds)
         self.pacer = Pacer(self.reads, settings.max_concurrent_operator_rollouts)
 
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
@@ -102,9 +105,8 @@ class Reconciler:
         if app is not None:
             observe_as_they_are(self.reads, app, observed)
 
-        self.reporter.post_events(body, observed)
-        version = self.reporter.write_status(body, observed)
-        return Outcome(observed.changes, observed.error, version)
+        version, held = self.reporter.report(body, observed)
+        return Outcome(observed.changes, observed.error, version, held)
 
     def gateways(self, app: FastAPIApp) -> Gateways:
         """The Gateway the app's routes attach to, read (never written); empty for an Ingress app,

@@ -3,6 +3,7 @@ status, both from one record of what was observed."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,9 +95,19 @@ def events(body: dict[str, Any], observed: Observed) -> list[tuple[str, str, str
 
 
 class Reporter:
-    def __init__(self, reads: Reads) -> None:
+    def __init__(self, reads: Reads, first_status_settle_seconds: float = 0) -> None:
         self.reads = reads
         self.kube: Kube = reads.kube
+        self.first_status_settle_seconds = first_status_settle_seconds
+
+    def report(self, body: dict[str, Any], observed: Observed) -> tuple[str | None, float | None]:
+        """Events, then the status: the app's new resourceVersion (None when nothing was written)
+        and, for a new app's first status held back, how many seconds until it is due."""
+        self.post_events(body, observed)
+        status = observed.status(body)
+        held = first_status_wait(body, status, observed.error, self.first_status_settle_seconds,
+                                 datetime.datetime.now(datetime.timezone.utc))
+        return (None, held) if held is not None else (self.write_status(body, status), None)
 
     def post_events(self, body: dict[str, Any], observed: Observed) -> None:
         metadata = body["metadata"]
@@ -114,11 +125,10 @@ class Reporter:
                 # not fail the reconcile that the status already reports.
                 log.info(f"Event not recorded: {api_message(failure)}", extra=app_context(metadata))
 
-    def write_status(self, body: dict[str, Any], observed: Observed) -> str | None:
+    def write_status(self, body: dict[str, Any], new: dict[str, Any]) -> str | None:
         """The new resourceVersion of the app, or None when the status was already right."""
         metadata = body["metadata"]
         old = body.get("status") or {}
-        new = observed.status(body)
         if not status_changed(new, old):
             return None
         # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
@@ -130,6 +140,26 @@ class Reporter:
                 return None
             raise
         return result["metadata"]["resourceVersion"]
+
+
+def first_status_wait(body: dict[str, Any], status: dict[str, Any], error: ReconcileError | None,
+                      settle_seconds: float, now: datetime.datetime) -> float | None:
+    """Seconds to hold back a new app's first status, or None to write it now. A new app's
+    Deployment is often Available within moments: waiting for it makes one status write (the app
+    Available) instead of two (Progressing, then Available), each a write of the app that every
+    watcher of FastAPIApps receives. Only while the app has no status at all, nothing is wrong,
+    it is not Available yet and it was made less than `settle_seconds` ago by the API server's
+    clock (a clock behind it, or far ahead, writes at once)."""
+    if body.get("status") or error is not None or settle_seconds <= 0:
+        return None
+    if any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or []):
+        return None
+    try:
+        created = datetime.datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    except (KeyError, AttributeError, ValueError):
+        return None
+    age = (now - created).total_seconds()
+    return settle_seconds - age if 0 <= age < settle_seconds else None
 
 
 def observe_routing(reads: Reads, app: FastAPIApp, rendered: Rendered, children: dict[Key, dict[str, Any]],
