@@ -227,7 +227,8 @@ def measurements(title: str) -> Measurements:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1, message: str = "") -> Any:
-    """Poll until `check` returns something truthy without raising; return it."""
+    """Poll until `check` returns something truthy without raising; return it. A KeyError is a
+    field not there yet (a new app's first status waits moments for its Deployment), not a failure."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -236,7 +237,7 @@ def eventually(check: Callable[[], Any], timeout: float = 30, interval: float = 
             if result:
                 return result
             last = result
-        except AssertionError as error:
+        except (AssertionError, KeyError) as error:
             last = error
         time.sleep(interval)
     raise AssertionError(f"not within {timeout}s: {message} (last: {last!r})")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -226,16 +225,6 @@ class Informer:
         return resource_version
 
 
-def _interned(value: Any) -> Any:
-    """The same structure with every key interned. Each watch event is decoded on its own, so
-    1,000 Deployments would otherwise hold 1,000 copies of every field name."""
-    if isinstance(value, dict):
-        return {sys.intern(key): _interned(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_interned(item) for item in value]
-    return value
-
-
 def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """For kinds the operator never compares field by field: managedFields are most of their bytes."""
     metadata = obj.get("metadata") or {}
@@ -244,7 +233,7 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     metadata = {k: v for k, v in metadata.items() if k not in ("managedFields", "annotations")}
     if annotations:
         metadata["annotations"] = annotations
-    return _interned({**obj, "metadata": metadata})
+    return {**obj, "metadata": metadata}
 
 
 def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +243,7 @@ def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
     entries = metadata.get("managedFields")
     if entries and any(entry.get("subresource") for entry in entries):
         metadata = {**metadata, "managedFields": [entry for entry in entries if not entry.get("subresource")]}
-    return _interned({**obj, "metadata": metadata})
+    return {**obj, "metadata": metadata}
 
 
 class Cache:

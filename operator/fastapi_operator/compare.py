@@ -19,10 +19,10 @@ remembered answer is the answer.
 from __future__ import annotations
 
 import hashlib
-import json
 from decimal import Decimal
 from typing import Any, Callable
 
+import orjson
 from kubernetes.utils import parse_quantity
 
 from .managed_fields import applied_by, sets_same_fields
@@ -107,7 +107,7 @@ def remembered(question: Answer) -> Answer:
         uid, version = metadata.get("uid"), metadata.get("resourceVersion")
         if not uid or not version:
             return question(desired, live)
-        digest = hashlib.blake2b(json.dumps(desired, separators=(",", ":")).encode(), digest_size=16).digest()
+        digest = hashlib.blake2b(orjson.dumps(desired), digest_size=16).digest()
         key = (question.__name__, uid)
         known = ANSWERS.get(key)
         if known is not None and known[0] == version and known[1] == digest:

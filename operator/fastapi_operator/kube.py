@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
+import orjson
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -54,6 +55,13 @@ def apply_body(body: Any) -> bytes:
     an env value); the characters are only ever inside strings, where the escapes are valid."""
     text = json.dumps(body, ensure_ascii=False)
     return YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
+
+
+def decode(data: bytes) -> Any:
+    """JSON from the API server. orjson decodes it several times faster than the standard
+    library and reuses one string per field name across objects, so the 1,000 Deployments the
+    cache holds share their keys instead of holding a copy each."""
+    return orjson.loads(data)
 
 
 def kind_of(manifest: dict[str, Any]) -> Kind:
@@ -130,7 +138,7 @@ class Kube:
         elif content_type == APPLY_PATCH:
             encoded = apply_body(body)
         else:
-            encoded = json.dumps(body).encode()
+            encoded = orjson.dumps(body)
         for attempt in range(THROTTLED_ATTEMPTS):
             response = self.connection.open(method, path, query, encoded, content_type, REQUEST_TIMEOUT)
             data = response.read()
@@ -142,7 +150,7 @@ class Kube:
             break
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
-        return json.loads(data) if data else None
+        return decode(data) if data else None
 
     def watch(self, kind: Kind, namespace: str | None, label_selector: str | None, resource_version: str,
               timeout_seconds: int, read_timeout_seconds: float) -> Iterator[dict[str, Any]]:
@@ -159,7 +167,7 @@ class Kube:
                                    body=response.read().decode(errors="replace"))
             for line in response:
                 if line.strip():
-                    yield json.loads(line)
+                    yield decode(line)
         finally:
             response.release_conn()
 

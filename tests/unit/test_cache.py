@@ -1,9 +1,8 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
-import json
 
 from fastapi_operator.cache import _newer, matches, without_managed_fields, without_subresource_fields
-from fastapi_operator.kube import retry_after_seconds
+from fastapi_operator.kube import decode, retry_after_seconds
 from fastapi_operator.reconcile import by_verb
 
 
@@ -46,10 +45,10 @@ def test_children_keep_who_set_their_fields_but_not_who_set_their_status():
 
 
 def test_objects_decoded_one_at_a_time_share_their_field_names():
-    text = '{"metadata": {"name": "x", "managedFields": []}, "spec": {"template": {"spec": {}}}}'
-    first, second = (without_subresource_fields(json.loads(text)) for _ in range(2))
+    text = b'{"metadata": {"name": "x", "managedFields": []}, "spec": {"template": {"spec": {}}}}'
+    first, second = (without_subresource_fields(decode(text)) for _ in range(2))
     assert [id(k) for k in first["spec"]["template"]] == [id(k) for k in second["spec"]["template"]]
-    first, second = (without_managed_fields(json.loads(text)) for _ in range(2))
+    first, second = (without_managed_fields(decode(text)) for _ in range(2))
     assert [id(k) for k in first["metadata"]] == [id(k) for k in second["metadata"]]
 
 
