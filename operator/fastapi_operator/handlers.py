@@ -220,8 +220,8 @@ class Runtime:
             return False
         if outcome.status_resource_version:
             self.own_status_versions[key] = outcome.status_resource_version
-        if outcome.status_held_seconds is not None:
-            self.queue.add_after(key, outcome.status_held_seconds)
+        if outcome.status_held_seconds is not None:  # not needed if a status was written meanwhile
+            self.queue.add_after(key, outcome.status_held_seconds, unless=lambda: key in self.own_status_versions)
         return outcome.retry
 
     def queue_every_app(self, why: str) -> None:

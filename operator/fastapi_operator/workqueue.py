@@ -65,8 +65,9 @@ class WorkQueue:
             self._queued[key] = priority
             self._queue.put_nowait((priority, next(self._order), key))
 
-    def add_after(self, key: Hashable, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+    def add_after(self, key: Hashable, delay: float, unless: Callable[[], bool] | None = None) -> None:
+        """Queued after `delay`, unless `unless()` says by then that it is no longer needed."""
+        asyncio.get_running_loop().call_later(delay, lambda: None if unless and unless() else self.add(key))
 
     def add_soon(self, key: Hashable, delay: float) -> None:
         """Queued after `delay`, once however often it is asked for meanwhile: a burst of changes

@@ -160,3 +160,21 @@ def test_a_controllers_progress_report_is_told_from_an_edit():
     assert not _reports_progress("MODIFIED", deployment(1)), "no status yet"
     assert not _reports_progress("DELETED", deployment(2, observed=2))
     assert not _reports_progress("MODIFIED", {"metadata": {}}), "a kind without generations (a Service)"
+
+
+async def test_a_run_asked_for_later_is_dropped_if_by_then_it_is_no_longer_needed():
+    runs: list[str] = []
+
+    async def process(key):
+        runs.append(key)
+        return False
+
+    queue = WorkQueue(process, workers=2)
+    queue.start()
+    written = {"a"}  # a status was written meanwhile: the run held for it is not needed
+    queue.add_after("a", 0.05, unless=lambda: "a" in written)
+    queue.add_after("b", 0.05, unless=lambda: "b" in written)
+    await asyncio.sleep(0.15)
+    await queue.join()
+    await queue.stop()
+    assert runs == ["b"]
