@@ -65,6 +65,13 @@ def _newer(candidate: dict[str, Any], held: dict[str, Any] | None) -> bool:
     return True
 
 
+def is_news(event_type: str, obj: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """Does a watch event say something the cache did not hold? Not for the version of an object
+    that the operator's own write put there (Cache.observe, before the watch saw it)."""
+    return (event_type == "DELETED" or held is None
+            or held["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"))
+
+
 def matches(obj: dict[str, Any], selector: str | None) -> bool:
     """Equality-based label selectors (`a=b,c=d`), the only kind the operator uses."""
     if not selector:
@@ -88,12 +95,14 @@ class Source:
 
 class Informer:
     def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
-                 compact: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """`compact` makes what is kept of each object: the less memory, the better."""
+                 compact: Callable[[dict[str, Any]], dict[str, Any]], news_only: bool = False) -> None:
+        """`compact` makes what is kept of each object: the less memory, the better. With
+        `news_only`, an event for a version the cache already holds is not passed on (is_news)."""
         self.kube = kube
         self.source = source
         self.on_change = on_change
         self.compact = compact
+        self.news_only = news_only
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()  # listed once (or the API is known to be missing)
@@ -217,11 +226,13 @@ class Informer:
                 continue
             obj = self.compact(obj)
             with self.lock:
+                held = self.objects.get(_key(obj))
                 if event_type == "DELETED":
                     self.objects.pop(_key(obj), None)
-                elif _newer(obj, self.objects.get(_key(obj))):
+                elif _newer(obj, held):
                     self.objects[_key(obj)] = obj
-            self.on_change(kind, event_type, obj)
+            if not self.news_only or is_news(event_type, obj, held):
+                self.on_change(kind, event_type, obj)
         return resource_version
 
 
@@ -249,13 +260,16 @@ def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
 class Cache:
     """Every informer the operator runs, and reads by kind."""
 
-    def __init__(self, kube: Kube, sources: list[tuple[Source, bool]], on_change: ChangeCallback) -> None:
+    def __init__(self, kube: Kube, sources: list[tuple[Source, bool]], on_change: ChangeCallback,
+                 news_only: frozenset[Kind] = frozenset()) -> None:
         """`sources`: each stream, and whether its objects' managedFields are kept (children
-        are compared field by field with what other managers set; the rest never are)."""
+        are compared field by field with what other managers set; the rest never are).
+        `news_only`: kinds whose events for a version the cache holds are not passed on: a
+        child's event for the version its app's own write made asks for no reconcile of it."""
         self.informers: dict[Kind, list[Informer]] = {}
         for source, keep_managed_fields in sources:
             compact = without_subresource_fields if keep_managed_fields else without_managed_fields
-            informer = Informer(kube, source, on_change, compact)
+            informer = Informer(kube, source, on_change, compact, source.kind in news_only)
             self.informers.setdefault(source.kind, []).append(informer)
 
     def start(self) -> None:

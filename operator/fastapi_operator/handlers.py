@@ -102,7 +102,7 @@ class Runtime:
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
         kube = Kube(load_api_client(settings.workers))
-        self.cache = Cache(watches, sources, self._changed_on_watch_thread)
+        self.cache = Cache(watches, sources, self._changed_on_watch_thread, news_only=frozenset(WATCHED_CHILD_KINDS))
         self.reconciler = Reconciler(kube, settings, self.cache, FIRST_STATUS_SETTLE_SECONDS)
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.

@@ -1,7 +1,7 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
 
-from fastapi_operator.cache import _newer, matches, without_managed_fields, without_subresource_fields
+from fastapi_operator.cache import _newer, is_news, matches, without_managed_fields, without_subresource_fields
 from fastapi_operator.kube import decode, retry_after_seconds
 from fastapi_operator.reconcile import by_verb
 
@@ -62,3 +62,13 @@ def test_a_throttled_request_waits_as_asked_within_a_cap():
     assert retry_after_seconds(None, 0) == 0.5 and retry_after_seconds(None, 2) == 2
     assert retry_after_seconds("600", 0) == 10
     assert retry_after_seconds("soon", 1) == 1
+
+
+def test_only_a_version_the_cache_did_not_hold_is_news():
+    def at(version: str) -> dict:
+        return {"metadata": {"name": "shop", "resourceVersion": version}}
+
+    assert not is_news("MODIFIED", at("7"), at("7")), "the operator's own write, its answer already held"
+    assert not is_news("ADDED", at("7"), at("7"))
+    assert is_news("MODIFIED", at("8"), at("7")) and is_news("ADDED", at("7"), None)
+    assert is_news("DELETED", at("7"), at("7")), "a deletion is always news"
