@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -93,6 +94,40 @@ class Source:
     label_selector: str | None = None
 
 
+class OwnWrites:
+    """The objects the operator is writing now, and the watch events of them that arrived
+    meanwhile. An event can reach the watch before the write's answer reaches the operator: held
+    until the write has ended, it is passed on only if the write did not make that version (a
+    hand edit in between, a failed write). Called under the informer's lock."""
+
+    def __init__(self) -> None:
+        self.held: dict[ObjectKey, list[tuple[str, dict[str, Any]]]] = {}
+        self.made: dict[ObjectKey, str] = {}  # the version each write in flight made
+
+    def begin(self, key: ObjectKey) -> None:
+        self.held.setdefault(key, [])
+
+    def hold(self, key: ObjectKey, event_type: str, obj: dict[str, Any]) -> bool:
+        if key not in self.held:
+            return False
+        self.held[key].append((event_type, obj))
+        return True
+
+    def written(self, key: ObjectKey, version: str | None) -> None:
+        if key in self.held and version:
+            self.made[key] = version
+
+    def end(self, key: ObjectKey, drop_own: bool) -> list[tuple[str, dict[str, Any]]]:
+        """The events to pass on now: every one held, or with `drop_own` the last one held if any
+        held event was not of the version the write made."""
+        events, made = self.held.pop(key, []), self.made.pop(key, None)
+        if not drop_own:
+            return events
+        if any(kind == "DELETED" or obj["metadata"].get("resourceVersion") != made for kind, obj in events):
+            return events[-1:]
+        return []
+
+
 class Informer:
     def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
                  compact: Callable[[dict[str, Any]], dict[str, Any]], news_only: bool = False) -> None:
@@ -103,6 +138,7 @@ class Informer:
         self.on_change = on_change
         self.compact = compact
         self.news_only = news_only
+        self.own_writes = OwnWrites()
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()  # listed once (or the API is known to be missing)
@@ -135,6 +171,19 @@ class Informer:
         with self.lock:
             if _newer(kept, self.objects.get(_key(kept))):
                 self.objects[_key(kept)] = kept
+            self.own_writes.written(_key(kept), kept["metadata"].get("resourceVersion"))
+
+    def writing(self, key: ObjectKey) -> None:
+        with self.lock:
+            self.own_writes.begin(key)
+
+    def written(self, key: ObjectKey) -> None:
+        """The operator's write of `key` has ended: the events held meanwhile are passed on (with
+        `news_only`, only one it did not make), after the writer recorded what it wrote."""
+        with self.lock:
+            events = self.own_writes.end(key, drop_own=self.news_only)
+        for event in events:
+            self.on_change(self.source.kind, *event)
 
     def recheck_missing_api(self) -> None:
         if self.missing_api and time.monotonic() - self._last_check >= MISSING_API_RECHECK_SECONDS:
@@ -231,7 +280,8 @@ class Informer:
                     self.objects.pop(_key(obj), None)
                 elif _newer(obj, held):
                     self.objects[_key(obj)] = obj
-            if not self.news_only or is_news(event_type, obj, held):
+                waits = self.own_writes.hold(_key(obj), event_type, obj)
+            if not waits and (not self.news_only or is_news(event_type, obj, held)):
                 self.on_change(kind, event_type, obj)
         return resource_version
 
@@ -332,6 +382,19 @@ class Cache:
 
     def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
         return [obj for informer in self._for(kind, namespace) for obj in informer.list(namespace, label_selector)]
+
+    @contextmanager
+    def writing(self, kind: Kind, namespace: str | None, name: str) -> Iterator[None]:
+        """Around the operator's write of one object: the watch's events of it wait until the
+        write has ended, so the one the write makes is known as its own (OwnWrites)."""
+        informers, key = self._for(kind, namespace), (namespace if kind.namespaced else None, name)
+        for informer in informers:
+            informer.writing(key)
+        try:
+            yield
+        finally:
+            for informer in informers:
+                informer.written(key)
 
     def observe(self, obj: dict[str, Any] | None) -> None:
         if not obj or "metadata" not in obj:

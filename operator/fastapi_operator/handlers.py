@@ -34,6 +34,7 @@ log = logging.getLogger("fastapi_operator.handlers")
 # A child's progress reports within this long make one reconcile of its app: a new
 # Deployment's status alone moves three times in its first second, each a status write.
 PROGRESS_SETTLE_SECONDS = 0.5
+REVISION = "deployment.kubernetes.io/revision"  # set by the Deployment controller
 # How long a new app's first status may wait for its Deployment to be Available: one status write
 # instead of two for most new apps (reporting.first_status_wait).
 FIRST_STATUS_SETTLE_SECONDS = 3.0
@@ -48,9 +49,14 @@ def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
 
 def _reports_progress(event_type: str, obj: dict[str, Any]) -> bool:
     """A status update on a spec its controller has already seen (a Deployment's pods coming
-    up), not an edit: an edit bumps the generation past what the status has observed."""
+    up), not an edit: an edit bumps the generation past what the status has observed. Before its
+    first status, a new Deployment's controller marks its revision: its first progress too."""
+    if event_type != "MODIFIED":
+        return False
     observed = (obj.get("status") or {}).get("observedGeneration")
-    return event_type == "MODIFIED" and observed is not None and observed == obj["metadata"].get("generation")
+    if observed is None:
+        return obj["metadata"].get("generation") == 1 and REVISION in (obj["metadata"].get("annotations") or {})
+    return observed == obj["metadata"].get("generation")
 
 
 def _ingress(app: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +115,7 @@ class Runtime:
         self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
         self.gateways = GatewayChanges()
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
-        self.own_status_versions: dict[tuple[str, str], str] = {}
+        self.own_status_versions = self.reconciler.reporter.written_versions
         self.readiness = ReadinessClock()
         self.tasks: set[asyncio.Task[None]] = set()
         self.elector: LeaderElector | None = None
@@ -218,8 +224,6 @@ class Runtime:
         if outcome is None:
             self.own_status_versions.pop(key, None)
             return False
-        if outcome.status_resource_version:
-            self.own_status_versions[key] = outcome.status_resource_version
         if outcome.status_held_seconds is not None:  # not needed if a status was written meanwhile
             self.queue.add_after(key, outcome.status_held_seconds, unless=lambda: key in self.own_status_versions)
         return outcome.retry

@@ -1,7 +1,7 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
 
-from fastapi_operator.cache import _newer, is_news, matches, without_managed_fields, without_subresource_fields
+from fastapi_operator.cache import OwnWrites, _newer, is_news, matches, without_managed_fields, without_subresource_fields
 from fastapi_operator.kube import decode, retry_after_seconds
 from fastapi_operator.reconcile import by_verb
 
@@ -72,3 +72,40 @@ def test_only_a_version_the_cache_did_not_hold_is_news():
     assert not is_news("ADDED", at("7"), at("7"))
     assert is_news("MODIFIED", at("8"), at("7")) and is_news("ADDED", at("7"), None)
     assert is_news("DELETED", at("7"), at("7")), "a deletion is always news"
+
+
+def test_an_event_that_arrives_while_the_operator_writes_waits_and_only_what_it_did_not_make_is_passed_on():
+    def at(version: str) -> dict:
+        return {"metadata": {"name": "shop", "resourceVersion": version}}
+
+    key = ("shop", "shop")
+    writes = OwnWrites()
+    assert not writes.hold(key, "MODIFIED", at("4")), "no write in flight: passed on at once"
+
+    writes.begin(key)
+    assert writes.hold(key, "ADDED", at("5")), "the watch was faster than the write's answer"
+    writes.written(key, "5")
+    assert writes.end(key, drop_own=True) == [], "the write's own version: no news"
+
+    writes.begin(key)
+    writes.hold(key, "MODIFIED", at("6"))
+    writes.hold(key, "MODIFIED", at("7"))  # a hand edit right after the write
+    writes.written(key, "6")
+    assert writes.end(key, drop_own=True) == [("MODIFIED", at("7"))]
+
+    writes.begin(key)
+    writes.hold(key, "MODIFIED", at("8"))  # someone else's, and the write then failed: no answer
+    assert writes.end(key, drop_own=True) == [("MODIFIED", at("8"))]
+
+    writes.begin(key)
+    writes.hold(key, "DELETED", at("9"))
+    writes.written(key, "9")
+    assert writes.end(key, drop_own=True) == [("DELETED", at("9"))], "a deletion is always news"
+    assert not writes.hold(key, "MODIFIED", at("10")) and writes.end(key, drop_own=True) == []
+
+    # An app's own status write: held until the writer recorded its version, then passed on all the
+    # same (the readiness clock reads it), so the handler knows it as the operator's own.
+    writes.begin(key)
+    writes.hold(key, "MODIFIED", at("11"))
+    writes.written(key, "11")
+    assert writes.end(key, drop_own=False) == [("MODIFIED", at("11"))]

@@ -158,6 +158,11 @@ def test_a_controllers_progress_report_is_told_from_an_edit():
     assert _reports_progress("MODIFIED", deployment(2, observed=2)), "pods coming up on a seen spec"
     assert not _reports_progress("MODIFIED", deployment(3, observed=2)), "an edit the controller has not seen"
     assert not _reports_progress("MODIFIED", deployment(1)), "no status yet"
+    revised = deployment(1)
+    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    assert _reports_progress("MODIFIED", revised), "a new Deployment's controller marking its revision"
+    revised["metadata"]["generation"] = 2
+    assert not _reports_progress("MODIFIED", revised), "an edit before the controller reported on it"
     assert not _reports_progress("DELETED", deployment(2, observed=2))
     assert not _reports_progress("MODIFIED", {"metadata": {}}), "a kind without generations (a Service)"
 

@@ -83,8 +83,9 @@ class ChildWriter:
             return self.make(manifest)
         if kind is DEPLOYMENT:
             self._hand_replicas_to_autoscaler(manifest, live)
-        result = self.reads.written(self.refusing_undoes(manifest, lambda: self.kube.apply(manifest, uid=uid_of(live))),
-                                    sent=manifest)
+        with self.reads.writing(kind, self.namespace, name):
+            result = self.reads.written(
+                self.refusing_undoes(manifest, lambda: self.kube.apply(manifest, uid=uid_of(live))), sent=manifest)
         self.changes.append(f"Updated {describe(kind, name, self.namespace)}")
         return result
 
@@ -94,6 +95,10 @@ class ChildWriter:
         is refused by the API server, then read. Someone else's is a Conflict, and the children
         this reconcile made before it are deleted again, so no half-made set stays behind."""
         kind, name = kind_of(manifest), manifest["metadata"]["name"]
+        with self.reads.writing(kind, self.namespace, name):
+            return self._make(manifest, kind, name)
+
+    def _make(self, manifest: dict[str, Any], kind: Kind, name: str) -> dict[str, Any]:
         described = describe(kind, name, self.namespace)
         try:
             child = self.refusing_undoes(manifest, lambda: self.kube.apply(manifest, create_only=True))

@@ -3,7 +3,8 @@ for the rest, and for an absence that is about to be acted on."""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, ContextManager
 
 from ..cache import Cache
 from ..kube import Kind, Kube, kind_of, missing_api_error
@@ -50,6 +51,10 @@ class Reads:
 
     def api_missing(self, kind: Kind) -> bool:
         return self.cache is not None and self.cache.api_missing(kind)
+
+    def writing(self, kind: Kind, namespace: str | None, name: str) -> ContextManager[None]:
+        """Around a write of a child: its watch event is then known as the write's own (Cache.writing)."""
+        return self.cache.writing(kind, namespace, name) if self.cache is not None else nullcontext()
 
     def written(self, obj: dict[str, Any], sent: dict[str, Any] | None = None) -> dict[str, Any]:
         """A write's answer goes into the cache, so the next reconcile starts from it; given what

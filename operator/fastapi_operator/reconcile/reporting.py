@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import FastAPIApp
 from ..errors import ReconcileError
-from ..kube import CERTIFICATE, HTTP_ROUTE, INGRESS, LISTENER_SET, Kube, api_message, kind_of
+from ..kube import CERTIFICATE, FASTAPIAPP, HTTP_ROUTE, INGRESS, LISTENER_SET, Kube, api_message, kind_of
 from ..logs import app_context
 from ..meta import gateway_tls_name, selector_string, tls_secret_name
 from ..render import Rendered
@@ -99,6 +99,10 @@ class Reporter:
         self.reads = reads
         self.kube: Kube = reads.kube
         self.first_status_settle_seconds = first_status_settle_seconds
+        # (namespace, name) -> the resourceVersion of the app's last status write: recorded as the
+        # write's answer arrives, so the watch event it causes is known as the operator's own even
+        # when it reaches the event loop before the reconcile has returned.
+        self.written_versions: dict[tuple[str, str], str] = {}
 
     def report(self, body: dict[str, Any], observed: Observed) -> tuple[str | None, float | None]:
         """Events, then the status: the app's new resourceVersion (None when nothing was written)
@@ -133,13 +137,17 @@ class Reporter:
             return None
         # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
         patch = {**{key: None for key in old if key not in new}, **new}
-        try:
-            result = self.reads.written(self.kube.patch_status(metadata["namespace"], metadata["name"], patch))
-        except ApiException as error:
-            if error.status == 404:  # deleted while we reconciled: nothing to report on
-                return None
-            raise
-        return result["metadata"]["resourceVersion"]
+        key = (metadata["namespace"], metadata["name"])
+        # The watch event of this write waits until its version is recorded (Reads.writing).
+        with self.reads.writing(FASTAPIAPP, *key):
+            try:
+                result = self.reads.written(self.kube.patch_status(*key, patch))
+            except ApiException as error:
+                if error.status == 404:  # deleted while we reconciled: nothing to report on
+                    return None
+                raise
+            version = self.written_versions[key] = result["metadata"]["resourceVersion"]
+        return version
 
 
 def first_status_wait(body: dict[str, Any], status: dict[str, Any], error: ReconcileError | None,
