@@ -126,7 +126,7 @@ class Runtime:
                                          on_started=self._lead, on_stopped=self._stand_by)
 
     async def begin(self) -> None:
-        """Nothing is decided before every watch listed once: else no app, and every shared object unused."""
+        """Decide nothing before every watch listed once: an empty cache makes shared objects look unused."""
         if self.settings.metrics_port:
             serve(self.settings.metrics_port, StoredState(self.reconciler.list_apps, self.cache.sizes),
                   self.settings.workers)

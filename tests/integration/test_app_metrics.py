@@ -27,8 +27,16 @@ def pod_monitor_crd(cluster):
                                text=True, check=True).stdout.strip().splitlines()[-1]
         cluster.kubectl("apply", "--server-side", "-f",
                         str(Path(build) / "manifests" / "crds" / "monitoring.coreos.com_podmonitors.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/podmonitors.monitoring.coreos.com")
+        wait_established(cluster, "podmonitors.monitoring.coreos.com")
     return True
+
+
+def wait_established(cluster, crd: str) -> None:
+    """Until the CRD serves. Not `kubectl wait`: on a CRD whose status the API server has not
+    written yet it fails at once (".status.conditions accessor error"), which made this flaky."""
+    eventually(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in json.loads(
+        cluster.kubectl("get", "crd", crd, "-o", "json").stdout).get("status", {}).get("conditions") or []),
+               timeout=60, message=f"{crd} Established")
 
 
 def reconciled(cluster, namespace) -> bool:
@@ -121,4 +129,4 @@ def test_metrics_without_the_monitoring_crds_say_what_to_install(cluster, namesp
     finally:
         process.stop()
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(saved))
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD}")
+        wait_established(cluster, CRD)
