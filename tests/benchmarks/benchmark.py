@@ -17,11 +17,15 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 - memory: the operator's resident set size once the N apps converged, and after the steady state;
 - no-op reconcile: latency of one reconcile with nothing to do, and its requests;
 - steady state: mutating requests, and GET and LIST requests per app per resync, from the API
-  server's metrics;
-- drift: a hand-edited Deployment until it is put back;
+  server's metrics; the operator's CPU per resync;
+- drift: a hand-edited Deployment until it is put back; then five at a time, edited as soon as a
+  resync has queued every app (the operator's workqueue_depth), their p99;
+- operator restart with every app in place: from its start until it has checked every app, and
+  its writes meanwhile (none: nothing changed);
 - API server restart: stopped for 5 s during a burst of creates (200 by default), the time from
   its return until every app is Available (the project's own control plane only);
-- failover: two replicas, the active one SIGKILLed, until the standby reconciled a new app.
+- failover: two replicas, the active one SIGKILLed, until the standby reconciled a new app, with
+  the N apps still in the cluster.
 """
 
 from __future__ import annotations
@@ -216,6 +220,102 @@ def mutating_requests(cluster: Cluster) -> float:
     return total
 
 
+OPERATOR_SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+OPERATOR_WRITES = r'method="(POST|PUT|PATCH|DELETE)"'
+
+
+def operator_metric(operator: OperatorProcess, name: str, labels: str = "") -> float:
+    """The sum of one of the operator's own metrics (its /metrics), over the samples whose labels
+    match `labels`."""
+    total = 0.0
+    for line in operator.metrics().splitlines():
+        match = OPERATOR_SAMPLE.match(line)
+        if match and match["name"] == name and re.search(labels, match["labels"] or ""):
+            total += float(match["value"])
+    return total
+
+
+def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
+    """Three resync periods of nothing to do: every client's requests on the operator's kinds, and
+    the operator's CPU per resync."""
+    assert operator.process is not None
+    verb_sets = (MUTATING_VERBS, {"GET"}, {"LIST"})
+    before = [counters(cluster, verbs) for verbs in verb_sets]
+    cpu_before = cpu_seconds(operator.process.pid)
+    window = 3 * RESYNC_SECONDS
+    time.sleep(window)
+    cpu = cpu_seconds(operator.process.pid) - cpu_before
+    writes, gets, lists = (counters(cluster, verbs) - count for verbs, count in zip(verb_sets, before))
+    apps = max(len(cluster.kube.list(FASTAPIAPP)), 1)
+    resyncs = window / RESYNC_SECONDS
+    return (f"steady state, {window} s with a resync every {RESYNC_SECONDS} s",
+            f"{writes:.0f} mutating requests; per app per resync {gets / apps / resyncs:.1f} GETs and "
+            f"{lists / apps / resyncs:.1f} LISTs; operator CPU per resync {cpu / resyncs * 1e3:.0f} ms "
+            f"({cpu / resyncs / apps * 1e6:.0f} µs per app)")
+
+
+def drift_during_resync(cluster: Cluster, operator: OperatorProcess, namespace: str, apps: int,
+                        rounds: int = 6, per_round: int = 5) -> tuple[str, str]:
+    """Hand edits of `per_round` Deployments made as soon as a resync has queued the apps (seen in
+    the operator's workqueue_depth), each timed until put back: a change must not wait behind a
+    routine check of every app."""
+    names = [f"app-{i:03d}" for i in range(2, 2 + per_round)]
+    wanted = {name: cluster.get(DEPLOYMENT, namespace, name)["spec"]["replicas"] for name in names}
+    repairs: list[float] = []
+    during = 0
+    for _ in range(rounds):
+        try:
+            eventually(lambda: operator_metric(operator, "workqueue_depth") >= max(1, apps // 10),
+                       timeout=2 * RESYNC_SECONDS, interval=0.01)
+            during += per_round
+        except AssertionError:
+            pass  # a resync of few apps can end between two looks: edited anyway, and counted apart
+        edited = {}
+        for name in names:
+            # As someone else's edit, under a field manager of its own.
+            cluster.kube.request("PATCH", DEPLOYMENT.path(namespace, name), query=[("fieldManager", "bench-hand")],
+                                 body=[{"op": "replace", "path": "/spec/replicas", "value": wanted[name] + 3}],
+                                 content_type="application/json-patch+json")
+            edited[name] = time.monotonic()
+        while edited:
+            for name in list(edited):
+                if cluster.get(DEPLOYMENT, namespace, name)["spec"]["replicas"] == wanted[name]:
+                    repairs.append(time.monotonic() - edited.pop(name))
+            assert not edited or min(edited.values()) > time.monotonic() - 60, f"not put back in 60 s: {edited}"
+            time.sleep(0.005)
+    ordered = sorted(repairs)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return ("hand-edited Deployments put back while a resync runs",
+            f"{summary(repairs)}, p99 {p99 * 1e3:.0f} ms, max {ordered[-1] * 1e3:.0f} ms; {during} of "
+            f"{len(repairs)} edits made while the resync's queue held at least {max(1, apps // 10)} apps")
+
+
+def restart_with_apps(cluster: Cluster, operator: OperatorProcess, apps: int) -> tuple[str, str]:
+    """The operator restarted with every app in place and nothing changed: the time from its start
+    until it has checked every app (reconciles counted, its queue empty), and what it wrote meanwhile
+    (its own mutating requests, Events included)."""
+    total = len(cluster.kube.list(FASTAPIAPP))
+    operator.stop()
+    operator.start()
+    assert operator.process is not None and operator.startup_seconds is not None
+    started = time.monotonic() - operator.startup_seconds
+
+    def checked() -> bool:
+        try:
+            return (operator_metric(operator, "controller_runtime_reconcile_total") >= total
+                    and operator_metric(operator, "workqueue_depth") == 0)
+        except OSError:  # its metrics endpoint not open yet
+            return False
+
+    eventually(checked, timeout=max(120, total * 0.05), interval=0.1, message=f"all {total} apps checked")
+    took = time.monotonic() - started
+    writes = operator_metric(operator, "rest_client_requests_total", OPERATOR_WRITES)
+    return (f"operator restarted with {total} apps in place: start until every app checked",
+            f"{took:.1f} s; {writes:.0f} writes (Events included); operator CPU "
+            f"{cpu_seconds(operator.process.pid):.1f} s")
+
+
+
 @dataclass
 class PeerRun:
     seconds: float
@@ -243,14 +343,15 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
-        wait_until_available(cluster, DEPLOYMENT, namespace, apps)
+        wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=max(600, apps * 0.5))
         elapsed = time.monotonic() - started
         return PeerRun(elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}",
                        cpu_seconds() - machine_before, mutating_requests(cluster) - mutating_before)
     finally:
         # Waited for: the namespace controller deleting 1,000 Deployments with their pods would
         # otherwise share the machine with the operator's run that follows.
-        cluster.kubectl("delete", "namespace", namespace, "--timeout=600s", check=False, timeout=660)
+        deleting = max(600, apps // 5)  # seconds
+        cluster.kubectl("delete", "namespace", namespace, f"--timeout={deleting}s", check=False, timeout=deleting + 60)
 
 
 def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int, peer: PeerRun,
@@ -306,21 +407,18 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
             namespaces.append(converge(cluster, operator, shape, apps, peers[shape], results))
             if index < len(shapes) - 1:
                 operator.stop()
-                cluster.kubectl("delete", "namespace", namespaces.pop(), "--timeout=600s", check=False, timeout=660)
+                deleting = max(600, apps // 5)  # seconds
+                cluster.kubectl("delete", "namespace", namespaces.pop(), f"--timeout={deleting}s", check=False,
+                                timeout=deleting + 60)
         namespace = namespaces[-1]
         assert operator.process is not None
 
         time.sleep(2 * RESYNC_SECONDS)  # settle
-        verb_sets = (MUTATING_VERBS, {"GET"}, {"LIST"})
-        before = [counters(cluster, verbs) for verbs in verb_sets]
-        window = 3 * RESYNC_SECONDS
-        time.sleep(window)
-        writes, gets, lists = (counters(cluster, verbs) - count for verbs, count in zip(verb_sets, before))
-        resyncs = max(len(cluster.kube.list(FASTAPIAPP)) * window / RESYNC_SECONDS, 1)
-        results.append((f"steady state, {window} s with a resync every {RESYNC_SECONDS} s",
-                        f"{writes:.0f} mutating requests; per app per resync {gets / resyncs:.1f} GETs "
-                        f"and {lists / resyncs:.1f} LISTs"))
+        results.append(steady_state(cluster, operator))
         results.append(("operator RSS after the steady state", f"{rss_mib(operator.process.pid):.0f} MiB"))
+        # Right after the steady state, so that nothing changed (a hand edit's pods still going
+        # away would be news to report).
+        results.append(restart_with_apps(cluster, operator, apps))
 
         cache = Cache(cluster.kube, watched_sources(Settings()), lambda *_: None)
         cache.start()
@@ -346,6 +444,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
                        interval=0.02)
             repairs.append(time.monotonic() - started)
         results.append(("hand-edited Deployment put back", summary(repairs)))
+        results.append(drift_during_resync(cluster, operator, namespace, apps))
 
         restart = f"API server stopped {OUTAGE_SECONDS} s mid-burst of {restart_apps} creates, all Available after"
         if cluster.control_plane_state is not None:
@@ -354,14 +453,15 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
             results.append((restart, f"{seconds:.1f} s from its return"))
         else:
             results.append((restart, "not measured: only the project's own control plane can be stopped"))
+        operator.stop()
+        # With the apps still there, as a failover in a full cluster would find them.
+        observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
+        results.append((f"failover with {apps} apps: active replica SIGKILLed until the standby reconciled a new app",
+                        f"{observed.seconds:.1f} s"))
     finally:
         operator.stop()
         for namespace in namespaces:
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-
-    observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
-    results.append(("failover: active replica SIGKILLed until the standby reconciled a new app",
-                    f"{observed.seconds:.1f} s"))
     return results
 
 

@@ -7,6 +7,17 @@ import asyncio
 from fastapi_operator.workqueue import BACKOFF_MAX_SECONDS, WorkQueue, backoff_seconds
 
 
+def recording_queue(workers: int = 2) -> tuple[WorkQueue, list[str]]:
+    """A queue whose processing only records, in order, the keys it was given."""
+    runs: list[str] = []
+
+    async def process(key):
+        runs.append(key)
+        return False
+
+    return WorkQueue(process, workers=workers), runs
+
+
 async def test_events_during_a_reconcile_coalesce_into_one_more_run():
     runs: list[str] = []
     release = asyncio.Event()
@@ -129,13 +140,7 @@ def test_backoff_doubles_and_is_capped():
 
 
 async def test_a_paused_queue_collects_keys_and_processes_them_once_resumed():
-    runs: list[str] = []
-
-    async def process(key):
-        runs.append(key)
-        return False
-
-    queue = WorkQueue(process, workers=2)
+    queue, runs = recording_queue()
     queue.pause()
     queue.start()
     for key in ("a", "b", "a"):
@@ -168,13 +173,7 @@ def test_a_controllers_progress_report_is_told_from_an_edit():
 
 
 async def test_a_run_asked_for_later_is_dropped_if_by_then_it_is_no_longer_needed():
-    runs: list[str] = []
-
-    async def process(key):
-        runs.append(key)
-        return False
-
-    queue = WorkQueue(process, workers=2)
+    queue, runs = recording_queue()
     queue.start()
     written = {"a"}  # a status was written meanwhile: the run held for it is not needed
     queue.add_after("a", 0.05, unless=lambda: "a" in written)

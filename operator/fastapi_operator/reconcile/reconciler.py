@@ -49,7 +49,6 @@ class Outcome:
 
     changes: list[str] = field(default_factory=list)
     error: ReconcileError | None = None
-    status_resource_version: str | None = None
     status_held_seconds: float | None = None  # a new app's first status waits: reconcile again then
 
     @property
@@ -105,8 +104,8 @@ class Reconciler:
         if app is not None:
             observe_as_they_are(self.reads, app, observed)
 
-        version, held = self.reporter.report(body, observed)
-        return Outcome(observed.changes, observed.error, version, held)
+        held = self.reporter.report(body, observed)
+        return Outcome(observed.changes, observed.error, held)
 
     def gateways(self, app: FastAPIApp) -> Gateways:
         """The Gateway the app's routes attach to, read (never written); empty for an Ingress app,

@@ -104,14 +104,16 @@ class Reporter:
         # when it reaches the event loop before the reconcile has returned.
         self.written_versions: dict[tuple[str, str], str] = {}
 
-    def report(self, body: dict[str, Any], observed: Observed) -> tuple[str | None, float | None]:
-        """Events, then the status: the app's new resourceVersion (None when nothing was written)
-        and, for a new app's first status held back, how many seconds until it is due."""
+    def report(self, body: dict[str, Any], observed: Observed) -> float | None:
+        """Events, then the status; for a new app's first status held back, how many seconds until
+        it is due."""
         self.post_events(body, observed)
         status = observed.status(body)
         held = first_status_wait(body, status, observed.error, self.first_status_settle_seconds,
                                  datetime.datetime.now(datetime.timezone.utc))
-        return (None, held) if held is not None else (self.write_status(body, status), None)
+        if held is None:
+            self.write_status(body, status)
+        return held
 
     def post_events(self, body: dict[str, Any], observed: Observed) -> None:
         metadata = body["metadata"]
@@ -129,12 +131,12 @@ class Reporter:
                 # not fail the reconcile that the status already reports.
                 log.info(f"Event not recorded: {api_message(failure)}", extra=app_context(metadata))
 
-    def write_status(self, body: dict[str, Any], new: dict[str, Any]) -> str | None:
-        """The new resourceVersion of the app, or None when the status was already right."""
+    def write_status(self, body: dict[str, Any], new: dict[str, Any]) -> None:
+        """The status patched, unless it was already right; the new version recorded."""
         metadata = body["metadata"]
         old = body.get("status") or {}
         if not status_changed(new, old):
-            return None
+            return
         # A merge patch keeps keys it does not mention: clear the ones that no longer apply.
         patch = {**{key: None for key in old if key not in new}, **new}
         key = (metadata["namespace"], metadata["name"])
@@ -144,10 +146,9 @@ class Reporter:
                 result = self.reads.written(self.kube.patch_status(*key, patch))
             except ApiException as error:
                 if error.status == 404:  # deleted while we reconciled: nothing to report on
-                    return None
+                    return
                 raise
-            version = self.written_versions[key] = result["metadata"]["resourceVersion"]
-        return version
+            self.written_versions[key] = result["metadata"]["resourceVersion"]
 
 
 def first_status_wait(body: dict[str, Any], status: dict[str, Any], error: ReconcileError | None,
