@@ -19,6 +19,7 @@ import kopf
 
 from .api import KIND
 from .cache import Cache, watched_sources
+from .kinds import STATUS_READ
 from .kube import (
     CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
     load_api_client,
@@ -181,10 +182,11 @@ class Runtime:
         elif kind in WATCHED_CHILD_KINDS:
             # A child edited or deleted by someone: its app is reconciled now, not at the next
             # resync. A controller reporting progress on a spec it has seen: within a moment,
-            # once for the whole burst.
+            # once for the whole burst, if the app's status reads it.
             owner = _controller_name(obj, KIND)
             if owner and _reports_progress(event_type, obj):
-                self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
+                if kind in STATUS_READ:
+                    self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
             elif owner:
                 self.queue.add((namespace, owner))
         elif kind is HOST_CLAIM:

@@ -74,6 +74,10 @@ class ChildKind:
     rolls_with_pods: bool  # the running pods depend on it: it moves once they are replaced
     verbs: tuple[str, ...] = APPLIED
     why: str = ""  # for the chart's RBAC comment
+    # The app's status reads this child's status, so its controller's reports are news to the
+    # app; another kind's reports (a PodDisruptionBudget counting healthy pods, an autoscaler's
+    # metrics every 15 s) queue nothing.
+    status_read: bool = False
 
 
 def _own(namespace: str, app: str) -> tuple[str, ...]:
@@ -90,25 +94,26 @@ CHILDREN = (
     ChildKind(MIDDLEWARE, lambda ns, app: (strip_prefix_middleware_name(ns, app), redirect_https_middleware_name(ns, app),
                                            hsts_middleware_name(ns, app)), rolls_with_pods=True),
     ChildKind(SERVICE, _own, rolls_with_pods=True),
-    ChildKind(DEPLOYMENT, _own, rolls_with_pods=False),
+    ChildKind(DEPLOYMENT, _own, rolls_with_pods=False, status_read=True),
     ChildKind(INGRESS, _redirects, rolls_with_pods=True),
     ChildKind(CERTIFICATE, lambda ns, app: (gateway_tls_name(app), legacy_child_names(app)["gateway_tls"]),
-              rolls_with_pods=False, why="read for apps behind an Ingress (cert-manager makes those), made for apps "
+              rolls_with_pods=False, status_read=True, why="read for apps behind an Ingress (cert-manager makes those), made for apps "
               "that bring their own Gateway listeners"),
-    ChildKind(LISTENER_SET, _own, rolls_with_pods=True),
-    ChildKind(HTTP_ROUTE, _redirects, rolls_with_pods=True),
+    ChildKind(LISTENER_SET, _own, rolls_with_pods=True, status_read=True),
+    ChildKind(HTTP_ROUTE, _redirects, rolls_with_pods=True, status_read=True),
     ChildKind(NETWORK_POLICY, _own, rolls_with_pods=True),
     ChildKind(AUTOSCALER, _own, rolls_with_pods=False),
     ChildKind(DISRUPTION_BUDGET, _own, rolls_with_pods=False),
     ChildKind(POD_MONITOR, _own, rolls_with_pods=False),
-    ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, verbs=("get", "list", "watch", "create", "delete"),
+    ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, status_read=True, verbs=("get", "list", "watch", "create", "delete"),
               why="migration Jobs: created once under a name that says what they run, never updated"),
     # The schedules' CronJobs, and the workers' Deployments and autoscalers (the kinds above),
     # are named after the spec's parts: found by label (reconcile/workloads.py), not by name.
-    ChildKind(CRON_JOB, lambda ns, app: (), rolls_with_pods=False, why="spec.schedules"),
+    ChildKind(CRON_JOB, lambda ns, app: (), rolls_with_pods=False, status_read=True, why="spec.schedules"),
 )
 ROLLS_WITH_PODS = frozenset(child.kind for child in CHILDREN if child.rolls_with_pods)
 WATCHED_CHILD_KINDS = tuple(child.kind for child in CHILDREN)
+STATUS_READ = frozenset(child.kind for child in CHILDREN if child.status_read)
 
 
 def possible_children(namespace: str, app: str) -> list[tuple[Kind, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fastapi_operator.kube import DEPLOYMENT, FASTAPIAPP
+from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP
 from tests.harness import condition, eventually
 from tests.integration.test_metrics import mutating_requests, own_operator, sample
 from tests.manifests import SMALL_RESOURCES, app_manifest
@@ -230,5 +230,37 @@ def test_a_new_app_waits_moments_for_its_deployment_before_its_first_status(clus
         assert stuck, "the app whose pods cannot start has no status after 20 s"
         at, status = stuck[0]
         assert 1.8 <= at <= 10 and condition({"status": status}, "Available").get("status") == "False", stuck
+    finally:
+        process.stop()
+
+
+def test_a_controllers_report_the_apps_status_never_reads_reconciles_nothing(cluster, namespace, operator_paused,
+                                                                            tmp_path, report):
+    # The disruption controller rewrites a PodDisruptionBudget's status as pods come and go (as the
+    # HPA controller does an autoscaler's, every 15 s): the app's status reads neither.
+    process = own_operator(cluster, namespace, tmp_path, "reports")
+    try:
+        cluster.apply(app_manifest("pdb", namespace, replicas=2, resources=SMALL_RESOURCES))
+        eventually(lambda: condition(cluster.app(namespace, "pdb"), "Available").get("status") == "True",
+                   timeout=120, interval=0.5, message="the app Available")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        time.sleep(2)
+        before = sample(process.metrics(), "controller_runtime_reconcile_total")
+        for healthy in (0, 1, 2):
+            budget = cluster.get(DISRUPTION_BUDGET, namespace, "pdb")
+            status = {**budget.get("status", {}), "observedGeneration": budget["metadata"]["generation"],
+                      "currentHealthy": healthy, "desiredHealthy": 1, "expectedPods": 2,
+                      "disruptionsAllowed": max(healthy - 1, 0)}
+            cluster.kube.request("PUT", DISRUPTION_BUDGET.path(namespace, "pdb") + "/status",
+                                 body={**budget, "status": status})
+            time.sleep(0.7)  # past the coalescing of a controller's reports
+        time.sleep(2)
+        reconciles = sample(process.metrics(), "controller_runtime_reconcile_total") - before
+        report("scale: reconciles after 3 status reports on a PodDisruptionBudget", f"{reconciles:.0f}")
+        assert reconciles == 0, f"{reconciles:.0f} reconciles for reports the app's status never reads"
+        # Not blind: an edit of the same child is repaired.
+        cluster.kubectl("patch", "pdb", "pdb", "-n", namespace, "--type=merge", "-p", '{"spec": {"maxUnavailable": 2}}')
+        eventually(lambda: cluster.get(DISRUPTION_BUDGET, namespace, "pdb")["spec"]["maxUnavailable"] == 1,
+                   message="the hand edit put back")
     finally:
         process.stop()
