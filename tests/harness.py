@@ -145,6 +145,22 @@ def own_control_plane(state: Path) -> Iterator[Cluster]:
         subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "down"], env=env)
 
 
+OPERATOR_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def sample(text: str, metric: str, **labels: str) -> float:
+    """The sum of `metric`'s samples whose labels include `labels` (0 when there is none), from
+    Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{metric}(?:\{{(.*)\}})? (\S+)$", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match[1] or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match[2])
+    return total
+
+
 class OperatorProcess:
     """`fastapi-operator run` as a child process, so tests can kill and restart it."""
 
@@ -199,6 +215,12 @@ class OperatorProcess:
         """The operator's own /metrics (Prometheus text)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return response.read().decode()
+
+    def writes(self) -> float:
+        """What the operator sent that could change something (its rest_client metrics), Events
+        included."""
+        text = self.metrics()
+        return sum(sample(text, "rest_client_requests_total", method=method) for method in OPERATOR_WRITE_METHODS)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():

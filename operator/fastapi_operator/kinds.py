@@ -2,7 +2,8 @@
 
 A child kind is one entry in CHILDREN: its API, the names it can have for an app (what is found
 and deleted when stale), whether the operator watches it to repair drift, whether it moves with
-the pods in a rollout (reconcile/rollout.py), and the rights the operator needs on it. The REST
+the pods in a rollout (reconcile/rollout.py), whether the app's status reads its status, and the
+rights the operator needs on it. The REST
 layer, the reconcile, the cache, the chart's RBAC (`fastapi-operator rbac`, checked by a test)
 and the tests' request counts all read it. What each renders is its module in render/."""
 

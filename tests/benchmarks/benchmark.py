@@ -53,7 +53,7 @@ from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
 from fastapi_operator.settings import Settings
 from tests.harness import (
     MUTATING_VERBS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
-    request_counts,
+    request_counts, sample,
 )
 from tests.manifests import app_manifest, full_manifest
 from tests.scenarios import api_server_restart, failover
@@ -220,21 +220,6 @@ def mutating_requests(cluster: Cluster) -> float:
     return total
 
 
-OPERATOR_SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
-OPERATOR_WRITES = r'method="(POST|PUT|PATCH|DELETE)"'
-
-
-def operator_metric(operator: OperatorProcess, name: str, labels: str = "") -> float:
-    """The sum of one of the operator's own metrics (its /metrics), over the samples whose labels
-    match `labels`."""
-    total = 0.0
-    for line in operator.metrics().splitlines():
-        match = OPERATOR_SAMPLE.match(line)
-        if match and match["name"] == name and re.search(labels, match["labels"] or ""):
-            total += float(match["value"])
-    return total
-
-
 def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
     """Three resync periods of nothing to do: every client's requests on the operator's kinds, and
     the operator's CPU per resync."""
@@ -265,7 +250,7 @@ def drift_during_resync(cluster: Cluster, operator: OperatorProcess, namespace: 
     during = 0
     for _ in range(rounds):
         try:
-            eventually(lambda: operator_metric(operator, "workqueue_depth") >= max(1, apps // 10),
+            eventually(lambda: sample(operator.metrics(), "workqueue_depth") >= max(1, apps // 10),
                        timeout=2 * RESYNC_SECONDS, interval=0.01)
             during += per_round
         except AssertionError:
@@ -302,18 +287,24 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess, apps: int) ->
 
     def checked() -> bool:
         try:
-            return (operator_metric(operator, "controller_runtime_reconcile_total") >= total
-                    and operator_metric(operator, "workqueue_depth") == 0)
+            return (sample(operator.metrics(), "controller_runtime_reconcile_total") >= total
+                    and sample(operator.metrics(), "workqueue_depth") == 0)
         except OSError:  # its metrics endpoint not open yet
             return False
 
     eventually(checked, timeout=max(120, total * 0.05), interval=0.1, message=f"all {total} apps checked")
     took = time.monotonic() - started
-    writes = operator_metric(operator, "rest_client_requests_total", OPERATOR_WRITES)
+    writes = operator.writes()
     return (f"operator restarted with {total} apps in place: start until every app checked",
             f"{took:.1f} s; {writes:.0f} writes (Events included); operator CPU "
             f"{cpu_seconds(operator.process.pid):.1f} s")
 
+
+def delete_namespace(cluster: Cluster, namespace: str, apps: int) -> None:
+    """Deleted, and waited for: the namespace controller deleting thousands of Deployments with
+    their pods would otherwise share the machine with the run that follows."""
+    seconds = max(600, apps // 5)
+    cluster.kubectl("delete", "namespace", namespace, f"--timeout={seconds}s", check=False, timeout=seconds + 60)
 
 
 @dataclass
@@ -348,10 +339,7 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
         return PeerRun(elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}",
                        cpu_seconds() - machine_before, mutating_requests(cluster) - mutating_before)
     finally:
-        # Waited for: the namespace controller deleting 1,000 Deployments with their pods would
-        # otherwise share the machine with the operator's run that follows.
-        deleting = max(600, apps // 5)  # seconds
-        cluster.kubectl("delete", "namespace", namespace, f"--timeout={deleting}s", check=False, timeout=deleting + 60)
+        delete_namespace(cluster, namespace, apps)
 
 
 def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int, peer: PeerRun,
@@ -407,9 +395,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
             namespaces.append(converge(cluster, operator, shape, apps, peers[shape], results))
             if index < len(shapes) - 1:
                 operator.stop()
-                deleting = max(600, apps // 5)  # seconds
-                cluster.kubectl("delete", "namespace", namespaces.pop(), f"--timeout={deleting}s", check=False,
-                                timeout=deleting + 60)
+                delete_namespace(cluster, namespaces.pop(), apps)
         namespace = namespaces[-1]
         assert operator.process is not None
 
@@ -448,9 +434,15 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
 
         restart = f"API server stopped {OUTAGE_SECONDS} s mid-burst of {restart_apps} creates, all Available after"
         if cluster.control_plane_state is not None:
-            seconds = api_server_restart(cluster, fresh_namespace(cluster, "restart"), operator, restart_apps,
-                                         OUTAGE_SECONDS)
-            results.append((restart, f"{seconds:.1f} s from its return"))
+            # Bounded, and the run goes on past it: the controllers' pods for the burst come up
+            # behind every other app's, minutes late at 10,000.
+            bound = max(240, apps * 0.05)
+            try:
+                seconds = api_server_restart(cluster, fresh_namespace(cluster, "restart"), operator, restart_apps,
+                                             OUTAGE_SECONDS, timeout=bound)
+                results.append((restart, f"{seconds:.1f} s from its return"))
+            except AssertionError as failure:
+                results.append((restart, f"not within {bound:.0f} s of its return: {failure}"))
         else:
             results.append((restart, "not measured: only the project's own control plane can be stopped"))
         operator.stop()

@@ -8,7 +8,7 @@ import re
 import time
 
 from fastapi_operator.kube import FASTAPIAPP, GATEWAY
-from tests.harness import OperatorProcess, condition, eventually
+from tests.harness import OperatorProcess, condition, eventually, sample
 from tests.integration.conftest import SESSION_SETTINGS
 from tests.integration.test_gateway import apply_gateway, gateway, gateway_app, write_status
 from tests.manifests import SMALL_RESOURCES, app_manifest
@@ -22,27 +22,6 @@ CONTROLLER_RUNTIME_NAMES = [
     "fastapi_operator_apps", "fastapi_operator_migrations", "fastapi_operator_cache_objects",
     "fastapi_operator_spec_change_to_ready_seconds_bucket",
 ]
-
-
-def sample(text: str, metric: str, **labels: str) -> float:
-    """The sum of `metric`'s samples whose labels include `labels` (0 when there is none)."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{metric}(?:\{{(.*)\}})? (\S+)$", line)
-        if match:
-            found = dict(re.findall(r'(\w+)="([^"]*)"', match[1] or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(match[2])
-    return total
-
-
-MUTATING = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def mutating_requests(process: OperatorProcess) -> float:
-    """What the operator sent that could change something (its rest_client metrics)."""
-    text = process.metrics()
-    return sum(sample(text, "rest_client_requests_total", method=method) for method in MUTATING)
 
 
 def own_operator(cluster, namespace, tmp_path, name="metrics") -> OperatorProcess:
@@ -106,13 +85,13 @@ def test_a_gateways_status_rewritten_every_second_for_a_minute_queues_no_app(clu
         eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
         time.sleep(2)
         before = sample(process.metrics(), "controller_runtime_reconcile_total")
-        writes_before = mutating_requests(process)
+        writes_before = process.writes()
         for count in range(60):  # what a Gateway controller does as routes attach: attachedRoutes moves
             write_status(cluster, GATEWAY, namespace, "shared", {"listeners": [
                 {"name": "web", "attachedRoutes": count, "supportedKinds": [], "conditions": []}]})
             time.sleep(1)
         churned = sample(process.metrics(), "controller_runtime_reconcile_total") - before
-        writes = mutating_requests(process) - writes_before
+        writes = process.writes() - writes_before
         report("scale: 60 s of a Gateway's status rewritten every second (6 apps, 1 routed through it)",
                f"{churned:.0f} reconciles, {writes:.0f} mutating requests")
         assert churned == 0, f"{churned:.0f} reconciles for status changes no app reads:\n{process.log_tail(30)}"

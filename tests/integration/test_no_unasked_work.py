@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP
-from tests.harness import condition, eventually
-from tests.integration.test_metrics import mutating_requests, own_operator, sample
+from tests.harness import condition, eventually, sample
+from tests.integration.test_metrics import own_operator
 from tests.manifests import SMALL_RESOURCES, app_manifest
 
 RECONCILES = 4
@@ -56,10 +56,10 @@ def judge_empty_values(cluster, namespace, process, spec, report):
     assert "value" not in live["containers"][0]["env"][0], json.dumps(live["containers"][0]["env"])
     eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
     time.sleep(2)
-    before = mutating_requests(process), sample(process.metrics(), "controller_runtime_reconcile_total")
+    before = process.writes(), sample(process.metrics(), "controller_runtime_reconcile_total")
     reconcile_again(cluster, namespace, "empty", RECONCILES)
     time.sleep(2)
-    after = mutating_requests(process), sample(process.metrics(), "controller_runtime_reconcile_total")
+    after = process.writes(), sample(process.metrics(), "controller_runtime_reconcile_total")
     report(f"scale: mutating requests in {RECONCILES} reconciles of an app with empty values the API server drops",
            f"{after[0] - before[0]:.0f} (reconciles: {after[1] - before[1]:.0f})")
     assert after[1] - before[1] >= RECONCILES, "the nudges did not reconcile the app"
@@ -168,10 +168,10 @@ def judge_image_mirror(cluster, namespace, process, mirror, report):
                        message="the new image written, and mirrored")
         eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
         time.sleep(2)
-        before = mutating_requests(process), mirror.requests
+        before = process.writes(), mirror.requests
         reconcile_again(cluster, namespace, "mirrored", RECONCILES)
         time.sleep(2)
-        counts.append((mutating_requests(process) - before[0], mirror.requests - before[1]))
+        counts.append((process.writes() - before[0], mirror.requests - before[1]))
     report(f"scale: mutating requests in {RECONCILES} reconciles of an app whose image a webhook rewrites "
            "(then after an image change)", ", ".join(f"{sent:.0f} (Deployment writes the webhook saw: {seen})"
                                                      for sent, seen in counts))
