@@ -3,9 +3,9 @@
 A child kind is one entry in CHILDREN: its API, the names it can have for an app (what is found
 and deleted when stale), whether the operator watches it to repair drift, whether it moves with
 the pods in a rollout (reconcile/rollout.py), whether the app's status reads its status, and the
-rights the operator needs on it. The REST
-layer, the reconcile, the cache, the chart's RBAC (`fastapi-operator rbac`, checked by a test)
-and the tests' request counts all read it. What each renders is its module in render/."""
+rights the operator needs on it. The REST layer, the reconcile, the cache, the watch handlers, the
+chart's RBAC (`fastapi-operator rbac`, checked by a test) and the tests' request counts all read
+it. What each renders is its module in render/."""
 
 from __future__ import annotations
 
@@ -98,15 +98,17 @@ CHILDREN = (
     ChildKind(DEPLOYMENT, _own, rolls_with_pods=False, status_read=True),
     ChildKind(INGRESS, _redirects, rolls_with_pods=True),
     ChildKind(CERTIFICATE, lambda ns, app: (gateway_tls_name(app), legacy_child_names(app)["gateway_tls"]),
-              rolls_with_pods=False, status_read=True, why="read for apps behind an Ingress (cert-manager makes those), made for apps "
-              "that bring their own Gateway listeners"),
+              rolls_with_pods=False, status_read=True,
+              why="read for apps behind an Ingress (cert-manager makes those), made for apps that bring their own "
+              "Gateway listeners"),
     ChildKind(LISTENER_SET, _own, rolls_with_pods=True, status_read=True),
     ChildKind(HTTP_ROUTE, _redirects, rolls_with_pods=True, status_read=True),
     ChildKind(NETWORK_POLICY, _own, rolls_with_pods=True),
     ChildKind(AUTOSCALER, _own, rolls_with_pods=False),
     ChildKind(DISRUPTION_BUDGET, _own, rolls_with_pods=False),
     ChildKind(POD_MONITOR, _own, rolls_with_pods=False),
-    ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, status_read=True, verbs=("get", "list", "watch", "create", "delete"),
+    ChildKind(JOB, lambda ns, app: (), rolls_with_pods=False, status_read=True,
+              verbs=("get", "list", "watch", "create", "delete"),
               why="migration Jobs: created once under a name that says what they run, never updated"),
     # The schedules' CronJobs, and the workers' Deployments and autoscalers (the kinds above),
     # are named after the spec's parts: found by label (reconcile/workloads.py), not by name.
