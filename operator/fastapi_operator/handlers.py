@@ -19,10 +19,9 @@ import kopf
 
 from .api import KIND
 from .cache import Cache, watched_sources
-from .kinds import STATUS_READ
+from .kinds import STATUS_READ, WATCHED_CHILD_KINDS
 from .kube import (
-    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
-    load_api_client,
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, Kind, Kube, load_api_client,
 )
 from .leadership import LeaderElector
 from .metrics import LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve

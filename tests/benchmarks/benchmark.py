@@ -94,9 +94,13 @@ def metrics_per_reconcile(rounds: int = 20000) -> float:
     return (time.perf_counter() - started) / rounds
 
 
-def summary(samples: list[float], unit: float = 1e3, suffix: str = "ms") -> str:
+def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def summary(samples: list[float], unit: float = 1e3, suffix: str = "ms") -> str:
+    p95 = percentile(samples, 0.95)
     return f"median {statistics.median(samples) * unit:.2f} {suffix}, p95 {p95 * unit:.2f} {suffix} (n={len(samples)})"
 
 
@@ -268,14 +272,13 @@ def drift_during_resync(cluster: Cluster, operator: OperatorProcess, namespace: 
                     repairs.append(time.monotonic() - edited.pop(name))
             assert not edited or min(edited.values()) > time.monotonic() - 60, f"not put back in 60 s: {edited}"
             time.sleep(0.005)
-    ordered = sorted(repairs)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return ("hand-edited Deployments put back while a resync runs",
-            f"{summary(repairs)}, p99 {p99 * 1e3:.0f} ms, max {ordered[-1] * 1e3:.0f} ms; {during} of "
+            f"{summary(repairs)}, p99 {percentile(repairs, 0.99) * 1e3:.0f} ms, max {max(repairs) * 1e3:.0f} ms; "
+            f"{during} of "
             f"{len(repairs)} edits made while the resync's queue held at least {max(1, apps // 10)} apps")
 
 
-def restart_with_apps(cluster: Cluster, operator: OperatorProcess, apps: int) -> tuple[str, str]:
+def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
     """The operator restarted with every app in place and nothing changed: the time from its start
     until it has checked every app (reconciles counted, its queue empty), and what it wrote meanwhile
     (its own mutating requests, Events included)."""
@@ -287,10 +290,11 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess, apps: int) ->
 
     def checked() -> bool:
         try:
-            return (sample(operator.metrics(), "controller_runtime_reconcile_total") >= total
-                    and sample(operator.metrics(), "workqueue_depth") == 0)
+            metrics = operator.metrics()
         except OSError:  # its metrics endpoint not open yet
             return False
+        return (sample(metrics, "controller_runtime_reconcile_total") >= total
+                and sample(metrics, "workqueue_depth") == 0)
 
     eventually(checked, timeout=max(120, total * 0.05), interval=0.1, message=f"all {total} apps checked")
     took = time.monotonic() - started
@@ -404,7 +408,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
         results.append(("operator RSS after the steady state", f"{rss_mib(operator.process.pid):.0f} MiB"))
         # Right after the steady state, so that nothing changed (a hand edit's pods still going
         # away would be news to report).
-        results.append(restart_with_apps(cluster, operator, apps))
+        results.append(restart_with_apps(cluster, operator))
 
         cache = Cache(cluster.kube, watched_sources(Settings()), lambda *_: None)
         cache.start()
