@@ -19,7 +19,7 @@ import kopf
 
 from .api import KIND
 from .cache import Cache, watched_sources
-from .kinds import STATUS_READ, WATCHED_CHILD_KINDS
+from .kinds import OWN_WRITES_NOT_NEWS, STATUS_READ, WATCHED_CHILD_KINDS
 from .kube import (
     CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, Kind, Kube, load_api_client,
 )
@@ -108,7 +108,7 @@ class Runtime:
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
         kube = Kube(load_api_client(settings.workers))
-        self.cache = Cache(watches, sources, self._changed_on_watch_thread, news_only=frozenset(WATCHED_CHILD_KINDS))
+        self.cache = Cache(watches, sources, self._changed_on_watch_thread, news_only=OWN_WRITES_NOT_NEWS)
         self.reconciler = Reconciler(kube, settings, self.cache, FIRST_STATUS_SETTLE_SECONDS)
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.

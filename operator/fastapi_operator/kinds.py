@@ -117,6 +117,10 @@ CHILDREN = (
 ROLLS_WITH_PODS = frozenset(child.kind for child in CHILDREN if child.rolls_with_pods)
 WATCHED_CHILD_KINDS = tuple(child.kind for child in CHILDREN)
 STATUS_READ = frozenset(child.kind for child in CHILDREN if child.status_read)
+# Kinds whose watch event of the operator's own write is news to no app: the children, and the
+# shared objects a reconcile makes under its lock (a host's claim, an ACME issuer), which every
+# later reconcile reads from the cache the write's answer went into.
+OWN_WRITES_NOT_NEWS = frozenset(WATCHED_CHILD_KINDS) | {HOST_CLAIM, CLUSTER_ISSUER}
 
 
 def possible_children(namespace: str, app: str) -> list[tuple[Kind, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP
+from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM
 from tests.harness import condition, eventually, sample
 from tests.integration.test_metrics import own_operator
 from tests.manifests import SMALL_RESOURCES, app_manifest
@@ -262,5 +262,34 @@ def test_a_controllers_report_the_apps_status_never_reads_reconciles_nothing(clu
         cluster.kubectl("patch", "pdb", "pdb", "-n", namespace, "--type=merge", "-p", '{"spec": {"maxUnavailable": 2}}')
         eventually(lambda: cluster.get(DISRUPTION_BUDGET, namespace, "pdb")["spec"]["maxUnavailable"] == 1,
                    message="the hand edit put back")
+    finally:
+        process.stop()
+
+
+def test_the_operators_own_host_claim_reconciles_nothing(cluster, namespace, operator_paused, tmp_path, report):
+    # An app that serves a host claims it (a cluster-scoped HostClaim): the claim's watch event is
+    # the operator's own write, and news to no app. Each one used to queue the app again, and to
+    # look at every app in the cluster for the ones serving that host.
+    host = f"claimed.{namespace}.example.com"
+    process = own_operator(cluster, namespace, tmp_path, "claims")
+    try:
+        cluster.apply(app_manifest("claimer", namespace, resources=SMALL_RESOURCES,
+                                   ingress={"hosts": [host], "className": "nginx"}, tls={"enabled": False}))
+        eventually(lambda: condition(cluster.app(namespace, "claimer"), "Available").get("status") == "True",
+                   timeout=120, interval=0.5, message="the app Available")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        time.sleep(2)
+        before = sample(process.metrics(), "controller_runtime_reconcile_total")
+        # An admin releases the host: the app claims it again at once (one reconcile, asked for by
+        # the deletion), and its new claim asks for nothing more.
+        released = cluster.get(HOST_CLAIM, None, host)["metadata"]["uid"]
+        cluster.kubectl("delete", "hostclaim", host)
+        eventually(lambda: (cluster.get(HOST_CLAIM, None, host) or {}).get("metadata", {}).get("uid") not in (None, released),
+                   message="the host claimed again")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        time.sleep(2)
+        reconciles = sample(process.metrics(), "controller_runtime_reconcile_total") - before
+        report("scale: reconciles after a HostClaim was released and claimed again", f"{reconciles:.0f}")
+        assert reconciles == 1, f"{reconciles:.0f} reconciles: 1 for the release, the rest for the operator's own claim"
     finally:
         process.stop()

@@ -104,7 +104,8 @@ class SharedObjects:
                                f"by fastapi-operator: delete it, or set spec.tls.clusterIssuer to use it as is")
             applied = needs_apply(manifest, live)
             if applied:
-                live = self.reads.written(self.kube.apply(manifest, uid=uid_of(live)))
+                with self.reads.writing(CLUSTER_ISSUER, None, manifest["metadata"]["name"]):
+                    live = self.reads.written(self.kube.apply(manifest, uid=uid_of(live)))
             assert live is not None
             return writer.revert_hand_edits(manifest, live), applied
 
@@ -121,7 +122,9 @@ class SharedObjects:
                 for host, claim in claims.items():
                     if claim is None:
                         try:
-                            claims[host] = self.reads.written(self.kube.create(render_host_claim(app, host, self.scope)))
+                            with self.reads.writing(HOST_CLAIM, None, host):
+                                made = self.kube.create(render_host_claim(app, host, self.scope))
+                                claims[host] = self.reads.written(made)
                         except ApiException as error:
                             if error.status != 409:
                                 raise
