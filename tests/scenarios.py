@@ -63,7 +63,8 @@ def failover(cluster: Cluster, namespace: str, logs: Path, settings: dict[str, s
                 liveness = answer.status
         except urllib.error.HTTPError as error:
             liveness = error.code
-        active_made_it = "Created Deployment" in active.log_tail(100_000)
+        # A line per Event: "Created Service ns/before; Deployment ns/before; ...".
+        active_made_it = f"Deployment {namespace}/before" in active.log_tail(100_000)
         standby_wrote = "Created" in standby.log_tail(100_000)
 
         active.kill()

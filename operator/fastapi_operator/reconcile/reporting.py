@@ -117,13 +117,10 @@ class Reporter:
 
     def post_events(self, body: dict[str, Any], observed: Observed) -> None:
         metadata = body["metadata"]
-        for change in observed.changes:
-            log.info(change, extra=app_context(metadata))
-        found = events(body, observed)
-        for event_type, reason, message in found[len(by_verb(observed.changes)):]:  # the problems
+        # The log says what the Events say, a line each: "Created Deployment ns/a; Service ns/a".
+        for event_type, reason, message in events(body, observed):
             level = logging.WARNING if event_type == "Warning" else logging.INFO
             log.log(level, message, extra={**app_context(metadata), "reason": reason})
-        for event_type, reason, message in found:
             try:
                 self.kube.post_event(body, event_type, reason, message)
             except ApiException as failure:
