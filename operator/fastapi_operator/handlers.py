@@ -24,7 +24,7 @@ from .kube import (
     CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, Kind, Kube, load_api_client,
 )
 from .leadership import LeaderElector
-from .metrics import LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
+from .metrics import COLLECTIONS, LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
 from .reconcile import Reconciler
 from .render.gateway import GatewayFacts
 from .settings import Settings
@@ -38,6 +38,8 @@ REVISION = "deployment.kubernetes.io/revision"  # set by the Deployment controll
 # How long a new app's first status may wait for its Deployment to be Available: one status write
 # instead of two for most new apps (reporting.first_status_wait).
 FIRST_STATUS_SETTLE_SECONDS = 3.0
+# How long after an app's deletion its shared objects are looked at, with any deleted meanwhile.
+COLLECT_SETTLE_SECONDS = 1.0
 
 
 def _controller_name(obj: dict[str, Any], kind: str) -> str | None:
@@ -98,6 +100,41 @@ class GatewayChanges:
         return key
 
 
+class SharedObjectCollection:
+    """The looks for ClusterIssuers and HostClaims no app uses any more (reconcile/shared.py),
+    made by the leader alone: a standby's view may lag the leader's writes."""
+
+    def __init__(self, reconciler: Reconciler, active: Callable[[], bool],
+                 spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        self.reconciler = reconciler
+        self.active = active
+        self.spawn = spawn
+        self.due = False  # a look is scheduled (soon)
+
+    def soon(self) -> None:
+        """After an app's deletion: one look, a moment later, for what it and every app deleted
+        with it left behind. A look plans every app, so one per deletion would make deleting a
+        namespace of N apps cost N² plans."""
+        if self.due:
+            return
+        self.due = True
+
+        async def later() -> None:
+            await asyncio.sleep(COLLECT_SETTLE_SECONDS)
+            self.due = False  # a deletion from now on is looked at again
+            await self.now()
+        self.spawn(later())
+
+    async def now(self) -> None:
+        if not self.active():
+            return
+        COLLECTIONS.inc()
+        try:
+            await asyncio.to_thread(self.reconciler.collect_unused_shared_objects)
+        except Exception:
+            log.exception("could not collect unused ClusterIssuers and HostClaims; trying again later")
+
+
 class Runtime:
     """What the handlers share, kept in kopf's memo."""
 
@@ -118,6 +155,7 @@ class Runtime:
         self.own_status_versions = self.reconciler.reporter.written_versions
         self.readiness = ReadinessClock()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.collection = SharedObjectCollection(self.reconciler, lambda: self.active, self._spawn)
         self.elector: LeaderElector | None = None
         if settings.leader_election:
             self.queue.pause()
@@ -166,7 +204,7 @@ class Runtime:
             if event_type == "DELETED":
                 self.own_status_versions.pop(key, None)
                 self.readiness.forget(key)
-                self._spawn(self.collect_unused_shared_objects())
+                self.collection.soon()
             else:
                 self.readiness.seen(key, obj)
                 if self.own_status_versions.get(key) != metadata.get("resourceVersion"):
@@ -213,7 +251,7 @@ class Runtime:
     async def _lead(self) -> None:
         self.queue.resume()
         self.queue_every_app("leadership taken")
-        await self.collect_unused_shared_objects()
+        await self.collection.now()
 
     async def _stand_by(self) -> None:
         self.queue.pause()
@@ -243,20 +281,12 @@ class Runtime:
 
     async def resync_forever(self) -> None:
         # Issuers and claims left behind by apps deleted while the operator was down go at startup.
-        await self.collect_unused_shared_objects()
+        await self.collection.now()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             self.queue_every_app("resync")
             self.cache.recheck_missing_apis()
-            await self.collect_unused_shared_objects()
-
-    async def collect_unused_shared_objects(self) -> None:
-        if not self.active:
-            return  # a standby's view may lag the leader's writes: only the leader deletes
-        try:
-            await asyncio.to_thread(self.reconciler.collect_unused_shared_objects)
-        except Exception:
-            log.exception("could not collect unused ClusterIssuers and HostClaims; trying again later")
+            await self.collection.now()
 
 
 @kopf.on.startup()

@@ -66,6 +66,8 @@ LEADER = Gauge("leader_election_master_status", "Gauge of if the reporting syste
 # The operator's own.
 WATCH_RESTARTS = Counter("fastapi_operator_watch_restarts_total", "Watches listed again because they fell too far "
                          "behind (410 Gone) or lost the API server", ["kind"], registry=REGISTRY)
+COLLECTIONS = Counter("fastapi_operator_shared_object_collections_total", "Looks for the ClusterIssuers and "
+                      "HostClaims no app uses any more", registry=REGISTRY)
 TIME_TO_READY = Histogram("fastapi_operator_spec_change_to_ready_seconds", "Time from the operator first seeing a "
                           "new generation of an app to that generation being Ready", registry=REGISTRY,
                           buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))

@@ -293,3 +293,29 @@ def test_the_operators_own_host_claim_reconciles_nothing(cluster, namespace, ope
         assert reconciles == 1, f"{reconciles:.0f} reconciles: 1 for the release, the rest for the operator's own claim"
     finally:
         process.stop()
+
+
+def test_apps_deleted_together_are_collected_after_together(cluster, namespace, operator_paused, tmp_path, report):
+    # Each deleted app may leave a ClusterIssuer or HostClaim no app uses, and looking for them
+    # plans every app in the cluster: once per deleted app, deleting a namespace of N apps costs
+    # N such looks (N² plans). Deletions that come together are looked at together.
+    apps = 20
+    process = own_operator(cluster, namespace, tmp_path, "collections")
+    try:
+        cluster.apply(*[app_manifest(f"gone-{i}", namespace, resources=SMALL_RESOURCES,
+                                     ingress={"hosts": [f"gone-{i}.{namespace}.example.com"], "className": "nginx"},
+                                     tls={"enabled": False}) for i in range(apps)])
+        eventually(lambda: all(cluster.get(HOST_CLAIM, None, f"gone-{i}.{namespace}.example.com") for i in range(apps)),
+                   timeout=120, message="every host claimed")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        before = sample(process.metrics(), "fastapi_operator_shared_object_collections_total")
+        cluster.kubectl("delete", "fapp", "--all", "-n", namespace, "--wait=false")
+        # Not blind: what the apps left behind is collected.
+        eventually(lambda: not any(cluster.get(HOST_CLAIM, None, f"gone-{i}.{namespace}.example.com")
+                                   for i in range(apps)), timeout=60, message="every claim collected")
+        time.sleep(3)
+        collections = sample(process.metrics(), "fastapi_operator_shared_object_collections_total") - before
+        report(f"scale: collections of unused shared objects after {apps} apps deleted at once", f"{collections:.0f}")
+        assert collections <= 3, f"{collections:.0f} collections for {apps} apps deleted at once"
+    finally:
+        process.stop()
