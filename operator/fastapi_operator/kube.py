@@ -106,7 +106,7 @@ class Connection:
             self.prefix = self.host
         else:
             # One API server, one pool of its connections: the manager's per-request URL parsing
-            # and pool lookup (a sixth of a request's CPU) buys nothing.
+            # and pool lookup (a quarter of a request's client CPU) buy nothing.
             self.pool = manager.connection_from_url(self.host)
             self.prefix = urllib3.util.parse_url(self.host).path or ""
         self.latency = {method: REST_LATENCY.labels(method, self.host_label) for method in HTTP_METHODS}

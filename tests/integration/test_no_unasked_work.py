@@ -284,8 +284,9 @@ def test_the_operators_own_host_claim_reconciles_nothing(cluster, namespace, ope
         # the deletion), and its new claim asks for nothing more.
         released = cluster.get(HOST_CLAIM, None, host)["metadata"]["uid"]
         cluster.kubectl("delete", "hostclaim", host)
-        eventually(lambda: (cluster.get(HOST_CLAIM, None, host) or {}).get("metadata", {}).get("uid") not in (None, released),
-                   message="the host claimed again")
+        def claim_uid() -> str | None:
+            return (cluster.get(HOST_CLAIM, None, host) or {}).get("metadata", {}).get("uid")
+        eventually(lambda: claim_uid() not in (None, released), message="the host claimed again")
         eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
         time.sleep(2)
         reconciles = sample(process.metrics(), "controller_runtime_reconcile_total") - before
