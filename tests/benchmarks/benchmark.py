@@ -58,6 +58,7 @@ from tests.harness import (
 from tests.manifests import app_manifest, full_manifest
 from tests.scenarios import api_server_restart, failover
 
+COLLECTIONS_METRIC = "fastapi_operator_shared_object_collections_total"
 RESYNC_SECONDS = 10
 OUTAGE_SECONDS = 5
 
@@ -284,6 +285,16 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str,
     (its own mutating requests, Events included)."""
     total = len(cluster.kube.list(FASTAPIAPP))
     operator.stop()
+    took = start_and_check_every_app(operator, total)
+    writes = operator.writes()
+    return (f"operator restarted with {total} apps in place: start until every app checked",
+            f"{took:.1f} s; {writes:.0f} writes (Events included); operator CPU "
+            f"{cpu_seconds(operator.process.pid):.1f} s")
+
+
+def start_and_check_every_app(operator: OperatorProcess, total: int) -> float:
+    """The operator started: seconds from its process's start until it has checked every app
+    (reconciles counted, its queue empty)."""
     operator.start()
     assert operator.process is not None and operator.startup_seconds is not None
     started = time.monotonic() - operator.startup_seconds
@@ -297,11 +308,26 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str,
                 and sample(metrics, "workqueue_depth") == 0)
 
     eventually(checked, timeout=max(120, total * 0.05), interval=0.1, message=f"all {total} apps checked")
+    return time.monotonic() - started
+
+
+def deletion_with_operator(cluster: Cluster, operator: OperatorProcess, namespace: str, apps: int) -> tuple[str, str]:
+    """The apps' namespace deleted while the operator runs: each app's deletion, and each of its
+    children's, reaches the operator, and what the apps leave (their HostClaims) is collected."""
+    start_and_check_every_app(operator, apps)
+    assert operator.process is not None
+    cpu_before = cpu_seconds(operator.process.pid)
+    looks_before = sample(operator.metrics(), COLLECTIONS_METRIC)
+    started = time.monotonic()
+    delete_namespace(cluster, namespace, apps)
     took = time.monotonic() - started
-    writes = operator.writes()
-    return (f"operator restarted with {total} apps in place: start until every app checked",
-            f"{took:.1f} s; {writes:.0f} writes (Events included); operator CPU "
-            f"{cpu_seconds(operator.process.pid):.1f} s")
+    eventually(lambda: sample(operator.metrics(), "workqueue_depth") == 0, timeout=120, message="the queue drained")
+    time.sleep(2)  # past the collection's second
+    cpu = cpu_seconds(operator.process.pid) - cpu_before
+    looks = sample(operator.metrics(), COLLECTIONS_METRIC) - looks_before
+    return (f"{apps} apps' namespace deleted, the operator running",
+            f"gone after {took:.1f} s; operator CPU {cpu:.1f} s ({cpu / apps * 1e3:.1f} ms per app); "
+            f"{looks:.0f} looks for unused shared objects")
 
 
 def delete_namespace(cluster: Cluster, namespace: str, apps: int) -> None:
@@ -454,6 +480,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
         observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
         results.append((f"failover with {apps} apps: active replica SIGKILLed until the standby reconciled a new app",
                         f"{observed.seconds:.1f} s"))
+        results.append(deletion_with_operator(cluster, operator, namespaces.pop(), apps))
     finally:
         operator.stop()
         for namespace in namespaces:
