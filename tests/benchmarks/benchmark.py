@@ -275,8 +275,7 @@ def drift_during_resync(cluster: Cluster, operator: OperatorProcess, namespace: 
             time.sleep(0.005)
     return ("hand-edited Deployments put back while a resync runs",
             f"{summary(repairs)}, p99 {percentile(repairs, 0.99) * 1e3:.0f} ms, max {max(repairs) * 1e3:.0f} ms; "
-            f"{during} of "
-            f"{len(repairs)} edits made while the resync's queue held at least {max(1, apps // 10)} apps")
+            f"{during} of {len(repairs)} edits made while the resync's queue held at least {max(1, apps // 10)} apps")
 
 
 def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
