@@ -8,14 +8,17 @@ server-side apply with one field manager.
 from __future__ import annotations
 
 import datetime
+import http
 import json
 import re
+import threading
 import time
-from typing import Any, Iterator
+import urllib.parse
+from typing import Any, Iterator, NamedTuple
 from urllib.parse import urlencode
 
 import orjson
-import urllib3
+import pycurl
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -33,6 +36,8 @@ from .metrics import REST_LATENCY, REST_REQUESTS
 
 REQUEST_TIMEOUT_SECONDS = 30
 THROTTLED_ATTEMPTS = 5
+# A refused connection is tried again at once this often in all (urllib3's default was 3 retries).
+CONNECT_ATTEMPTS = 4
 THROTTLED_MAX_WAIT_SECONDS = 10.0
 APPLY_PATCH = "application/apply-patch+yaml"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -87,60 +92,176 @@ def is_missing_resource_type(error: ApiException) -> bool:
     return not details.get("name")
 
 
+class Unreachable(ConnectionError):
+    """No answer from the API server: refused, reset, or timed out (its message says which)."""
+
+
+class Answer(NamedTuple):
+    status: int
+    retry_after: str | None  # the Retry-After header, when a throttled request should wait
+    data: bytes
+
+
 class Connection:
-    """The API server's address, credentials and pooled connections: requests go straight to the
-    ApiClient's urllib3 pool. Its request building (a recursive sanitizing walk of every body, a
-    second JSON encoding, per-request timeout and retry objects) was the largest share of the
-    operator's CPU per new app, and the operator needs none of it: its bodies are plain dicts and
-    its answers are read as JSON."""
+    """The API server's address and credentials, and one libcurl handle per thread, which keeps
+    its connection open between requests. libcurl reads each answer's status line and headers in
+    C; urllib3 over http.client (which parses headers with the email package) cost about three
+    times the client CPU per request, the largest share of the operator's CPU per new app
+    (docs/performance.md). The kubernetes client still reads the kubeconfig or the pod's
+    credentials (`load_api_client`); nothing else of it is used here."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = api_client
-        self.host = api_client.configuration.host
+        configuration = api_client.configuration
+        self.host = configuration.host.rstrip("/")
         # rest_client_requests_total's host label, as client-go reports it.
         self.host_label = self.host.split("://", 1)[-1]
-        manager = api_client.rest_client.pool_manager
-        if isinstance(manager, urllib3.ProxyManager):
-            # Through an HTTP proxy: the manager routes each request, and takes the whole URL.
-            self.pool: urllib3.PoolManager | urllib3.HTTPConnectionPool = manager
-            self.prefix = self.host
-        else:
-            # One API server, one pool of its connections: the manager's per-request URL parsing
-            # and pool lookup (a quarter of a request's client CPU) buy nothing.
-            self.pool = manager.connection_from_url(self.host)
-            self.prefix = urllib3.util.parse_url(self.host).path or ""
+        self.options = curl_options(configuration)
+        self.handles = threading.local()
+        self.retries = CONNECT_ATTEMPTS if configuration.retries is not False else 1
         self.latency = {method: REST_LATENCY.labels(method, self.host_label) for method in HTTP_METHODS}
         self.counted: dict[tuple[int, str], Any] = {}
 
-    def headers(self, content_type: str | None) -> dict[str, str]:
+    def headers(self, content_type: str | None) -> list[str]:
         """Accept, Content-Type and the bearer token, read at each request: in a pod the client
         re-reads the projected token file when it expires (its refresh hook)."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Expect": ""}
         if content_type:
             headers["Content-Type"] = content_type
         headers.update(self.api.default_headers)
         bearer = self.api.configuration.auth_settings().get("BearerToken")
         if bearer and bearer["value"]:
             headers[bearer["key"]] = bearer["value"]
-        return headers
+        return [f"{name}: {value}" for name, value in headers.items()]
 
-    def open(self, method: str, path: str, query: list[tuple[str, str]] | None, body: bytes | None,
-             content_type: str | None, timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
-        """The response with its body unread, counted in rest_client_requests_total and its latency."""
-        url = f"{self.prefix}{path}?{urlencode(query)}" if query else f"{self.prefix}{path}"
-        started = time.monotonic()
-        response = self.pool.urlopen(method, url, body=body, headers=self.headers(content_type), timeout=timeout,
-                                     preload_content=False)
+    def handle(self, method: str, path: str, query: list[tuple[str, str]] | None, body: bytes | None,
+               content_type: str | None) -> pycurl.Curl:
+        """This thread's handle, set for one request: its connection is reused when still open."""
+        curl = getattr(self.handles, "curl", None)
+        if curl is None:
+            curl = self.handles.curl = pycurl.Curl()
+        else:
+            curl.reset()
+        for option, value in self.options:
+            curl.setopt(option, value)
+        curl.setopt(pycurl.URL, f"{self.host}{path}?{urlencode(query)}" if query else f"{self.host}{path}")
+        curl.setopt(pycurl.HTTPHEADER, self.headers(content_type))
+        if body is not None:
+            curl.setopt(pycurl.POSTFIELDS, body)
+        curl.setopt(pycurl.CUSTOMREQUEST, method)
+        return curl
+
+    def send(self, method: str, path: str, query: list[tuple[str, str]] | None, body: bytes | None,
+             content_type: str | None) -> Answer:
+        """One request and its whole answer, counted in rest_client_requests_total and its latency.
+        A connection refused is tried again at once, as urllib3 did (an API server restarting)."""
+        for attempt in range(self.retries):
+            curl = self.handle(method, path, query, body, content_type)
+            chunks: list[bytes] = []
+            headers: list[bytes] = []
+            curl.setopt(pycurl.WRITEFUNCTION, chunks.append)
+            curl.setopt(pycurl.HEADERFUNCTION, headers.append)
+            curl.setopt(pycurl.TIMEOUT_MS, REQUEST_TIMEOUT_SECONDS * 1000)
+            started = time.monotonic()
+            try:
+                curl.perform()
+                break
+            except pycurl.error as error:
+                if error.args[0] != pycurl.E_COULDNT_CONNECT or attempt + 1 == self.retries:
+                    raise Unreachable(f"{method} {path}: {error.args[-1]}") from None
         self.latency[method].observe(time.monotonic() - started)
-        counter = self.counted.get((response.status, method))
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        self.count(status, method)
+        return Answer(status, header_value(headers, b"retry-after"), b"".join(chunks))
+
+    def stream(self, path: str, query: list[tuple[str, str]], read_timeout_seconds: float) -> Iterator[bytes]:
+        """The lines of a streamed answer (a watch) as they arrive, until the server ends it.
+        libcurl's multi interface hands over what has arrived at each wake-up."""
+        curl = self.handle("GET", path, query, None, None)
+        received = bytearray()
+        headers: list[bytes] = []
+        curl.setopt(pycurl.WRITEFUNCTION, received.extend)
+        curl.setopt(pycurl.HEADERFUNCTION, headers.append)
+        curl.setopt(pycurl.CONNECTTIMEOUT, REQUEST_TIMEOUT_SECONDS)
+        # No byte for this long: the connection is taken for dead.
+        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        curl.setopt(pycurl.LOW_SPEED_TIME, max(int(read_timeout_seconds), 1))
+        multi = pycurl.CurlMulti()
+        multi.add_handle(curl)
+        try:
+            while True:
+                code, running = multi.perform()
+                while code == pycurl.E_CALL_MULTI_PERFORM:
+                    code, running = multi.perform()
+                end = received.rfind(b"\n") + 1
+                # An error's answer is read whole, below; a watch's lines go on as they come.
+                if end and curl.getinfo(pycurl.RESPONSE_CODE) == 200:
+                    lines = bytes(received[:end]).split(b"\n")
+                    del received[:end]
+                    yield from (line for line in lines if line.strip())
+                if not running:
+                    break
+                multi.select(1.0)
+            _, _, failed = multi.info_read()
+        finally:
+            multi.remove_handle(curl)
+            multi.close()
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        if failed:
+            raise Unreachable(f"GET {path}: {failed[0][2]}")
+        self.count(status, "GET")
+        if not 200 <= status < 300:
+            raise ApiException(status=status, reason=reason(status), body=bytes(received).decode(errors="replace"))
+        if received.strip():
+            yield bytes(received)
+
+    def count(self, status: int, method: str) -> None:
+        counter = self.counted.get((status, method))
         if counter is None:
-            counter = self.counted[(response.status, method)] = REST_REQUESTS.labels(
-                str(response.status), method, self.host_label)
+            counter = self.counted[(status, method)] = REST_REQUESTS.labels(str(status), method, self.host_label)
         counter.inc()
-        return response
 
 
-REQUEST_TIMEOUT = urllib3.Timeout(total=REQUEST_TIMEOUT_SECONDS)
+def curl_options(configuration: client.Configuration) -> list[tuple[int, Any]]:
+    """The kubeconfig's (or the pod's) TLS, client certificate and proxy, as libcurl options."""
+    options: list[tuple[int, Any]] = [(pycurl.NOSIGNAL, 1), (pycurl.TCP_NODELAY, 1)]
+    if configuration.verify_ssl:
+        if configuration.ssl_ca_cert:
+            options.append((pycurl.CAINFO, configuration.ssl_ca_cert))
+        if configuration.assert_hostname is False:
+            options.append((pycurl.SSL_VERIFYHOST, 0))
+    else:
+        options += [(pycurl.SSL_VERIFYPEER, 0), (pycurl.SSL_VERIFYHOST, 0)]
+    if configuration.cert_file:
+        options.append((pycurl.SSLCERT, configuration.cert_file))
+    if configuration.key_file:
+        options.append((pycurl.SSLKEY, configuration.key_file))
+    if configuration.proxy:
+        options.append((pycurl.PROXY, configuration.proxy))
+        if configuration.no_proxy:
+            options.append((pycurl.NOPROXY, configuration.no_proxy))
+    tls_server_name = getattr(configuration, "tls_server_name", None)
+    if tls_server_name:
+        # Verify the certificate for that name, while connecting to the address in the kubeconfig.
+        address = urllib.parse.urlsplit(configuration.host)
+        port = address.port or 443
+        options.append((pycurl.CONNECT_TO, [f"{tls_server_name}:{port}:{address.hostname}:{port}"]))
+    return options
+
+
+def header_value(lines: list[bytes], name: bytes) -> str | None:
+    for line in lines:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
+
+
+def reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class Kube:
@@ -156,17 +277,16 @@ class Kube:
         else:
             encoded = orjson.dumps(body)
         for attempt in range(THROTTLED_ATTEMPTS):
-            response = self.connection.open(method, path, query, encoded, content_type, REQUEST_TIMEOUT)
-            data = response.read()
-            response.release_conn()
-            if response.status == 429 and attempt + 1 < THROTTLED_ATTEMPTS:
+            answer = self.connection.send(method, path, query, encoded, content_type)
+            if answer.status == 429 and attempt + 1 < THROTTLED_ATTEMPTS:
                 # API Priority and Fairness turned the request away: wait as long as it asks.
-                time.sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt))
+                time.sleep(retry_after_seconds(answer.retry_after, attempt))
                 continue
             break
-        if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
-        return decode(data) if data else None
+        if not 200 <= answer.status < 300:
+            raise ApiException(status=answer.status, reason=reason(answer.status),
+                               body=answer.data.decode(errors="replace"))
+        return decode(answer.data) if answer.data else None
 
     def watch(self, kind: Kind, namespace: str | None, label_selector: str | None, resource_version: str,
               timeout_seconds: int, read_timeout_seconds: float) -> Iterator[dict[str, Any]]:
@@ -175,17 +295,8 @@ class Kube:
                  ("timeoutSeconds", str(timeout_seconds))]
         if label_selector:
             query.append(("labelSelector", label_selector))
-        response = self.connection.open("GET", kind.path(namespace), query, None, None,
-                                         urllib3.Timeout(connect=REQUEST_TIMEOUT_SECONDS, read=read_timeout_seconds))
-        try:
-            if not 200 <= response.status < 300:
-                raise ApiException(status=response.status, reason=response.reason,
-                                   body=response.read().decode(errors="replace"))
-            for line in response:
-                if line.strip():
-                    yield decode(line)
-        finally:
-            response.release_conn()
+        for line in self.connection.stream(kind.path(namespace), query, read_timeout_seconds):
+            yield decode(line)
 
     def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
         """The object, or None when it (or, unless `required_api`, its whole API) is absent."""
