@@ -9,18 +9,20 @@ Two checks, both needed for an exact answer:
 
 A reconcile with nothing to do therefore sends no mutating request at all.
 
-Each answer is remembered per live object while its resourceVersion and the desired object stay
-the same (`remembered`): one reconcile asks whether a Deployment's pod template changes up to five
-times, and every resync asks it again of each unchanged child. A live object at one
-resourceVersion is one content, and the desired object is named by a digest of its JSON, so a
-remembered answer is the answer.
+Each answer is remembered per live object while the desired object and what the questions read
+of the live one stay the same (`remembered`): one reconcile asks whether a Deployment's pod
+template changes up to five times, and every resync asks it again of each unchanged child. The
+desired object is named by a digest of its JSON, the live one by its resourceVersion, or when
+that moved, by a digest of all of it but its status (`content_digest`), so a remembered answer
+is the answer. The answer to the operator's own apply is known without asking
+(`applied_as_sent`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import orjson
 from kubernetes.utils import parse_quantity
@@ -95,10 +97,40 @@ def values_match(desired: dict[str, Any], live: dict[str, Any]) -> bool:
 
 
 Answer = Callable[[dict[str, Any], dict[str, Any]], bool]
-# (question, live uid) -> (live resourceVersion, digest of the desired object, answer): one entry
-# per child the operator has compared, replaced when either side changes.
-ANSWERS: dict[tuple[str, str], tuple[str, bytes, bool]] = {}
+
+
+class Remembered(NamedTuple):
+    version: str  # the live object's resourceVersion when last asked
+    content: bytes  # digest of what the questions read of it (content_digest)
+    desired: bytes  # digest of the desired object's JSON
+    answer: bool
+
+
+# (question, live uid) -> what was last answered of it: one entry per child the operator has
+# compared, replaced when either side changes.
+ANSWERS: dict[tuple[str, str], Remembered] = {}
 ANSWERS_LIMIT = 200_000  # children; past it (deleted ones add up) everything is forgotten at once
+
+
+def _digest(obj: Any) -> bytes:
+    return hashlib.blake2b(orjson.dumps(obj), digest_size=16).digest()
+
+
+def content_digest(live: dict[str, Any]) -> bytes:
+    """What the questions read of a live object: all of it but its status, its resourceVersion
+    and who wrote its status. A controller's progress reports (a Deployment's pods coming up, a
+    disruption budget's healthy count) change only those, so they leave every answer standing."""
+    metadata = dict(live.get("metadata") or {})
+    metadata.pop("resourceVersion", None)
+    if metadata.get("managedFields"):
+        metadata["managedFields"] = [entry for entry in metadata["managedFields"] if not entry.get("subresource")]
+    return _digest([metadata, {key: value for key, value in live.items() if key not in ("metadata", "status")}])
+
+
+def _remember(key: tuple[str, str], remembered: Remembered) -> None:
+    if len(ANSWERS) >= ANSWERS_LIMIT:
+        ANSWERS.clear()
+    ANSWERS[key] = remembered
 
 
 def remembered(question: Answer) -> Answer:
@@ -107,15 +139,17 @@ def remembered(question: Answer) -> Answer:
         uid, version = metadata.get("uid"), metadata.get("resourceVersion")
         if not uid or not version:
             return question(desired, live)
-        digest = hashlib.blake2b(orjson.dumps(desired), digest_size=16).digest()
-        key = (question.__name__, uid)
-        known = ANSWERS.get(key)
-        if known is not None and known[0] == version and known[1] == digest:
-            return known[2]
+        key, digest = (question.__name__, uid), _digest(desired)
+        known, content = ANSWERS.get(key), None
+        if known is not None and known.desired == digest:
+            if known.version == version:
+                return known.answer
+            content = content_digest(live)
+            if known.content == content:
+                ANSWERS[key] = known._replace(version=version)
+                return known.answer
         result = question(desired, live)
-        if len(ANSWERS) >= ANSWERS_LIMIT:
-            ANSWERS.clear()
-        ANSWERS[key] = (version, digest, result)
+        _remember(key, Remembered(version, content or content_digest(live), digest, result))
         return result
     return answer
 
@@ -158,3 +192,18 @@ def _changes_pod_template(desired: dict[str, Any], live: dict[str, Any]) -> bool
         nested_desired, nested_owned = {key: nested_desired}, {f"f:{key}": nested_owned}
     return (not owned or not is_subset(template, _at(live, path), path)
             or not sets_same_fields(nested_desired, nested_owned))
+
+
+def applied_as_sent(desired: dict[str, Any], served: dict[str, Any]) -> None:
+    """The API server's answer to a server-side apply of `desired` that holds every value sent
+    as it was sent (rewrites.py found none): the values match, and the operator's fields are
+    the ones it just applied, which is what server-side apply records. So neither question needs
+    asking of that version; a new app's children are then compared once, not twice."""
+    metadata = served.get("metadata") or {}
+    uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+    if not uid or not version:
+        return
+    remembered = Remembered(version, content_digest(served), _digest(desired), False)
+    _remember(("_needs_apply", uid), remembered)
+    if desired.get("kind") in POD_TEMPLATE_PATHS:
+        _remember(("_changes_pod_template", uid), remembered)

@@ -128,16 +128,16 @@ class ServerRewrites:
     def __len__(self) -> int:
         return len(self._noted)
 
-    def note(self, kind: Kind, sent: dict[str, Any], served: dict[str, Any]) -> dict[str, Any]:
+    def note(self, kind: Kind, sent: dict[str, Any], served: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """After a write: remember what the server changed of `sent`; return `served` as later reads
-        will show it."""
+        will show it, and whether it holds every value sent as it was sent."""
         key = (kind, served["metadata"].get("namespace"), served["metadata"]["name"])
         found = rewrites_between(sent, served)
         if not found:
             self._noted.pop(key, None)
-            return served
+            return served, found is not None
         self._noted[key] = found
-        return as_sent(served, found)
+        return as_sent(served, found), False
 
     def shown(self, kind: Kind, obj: dict[str, Any] | None) -> dict[str, Any] | None:
         if obj is None or not self._noted:

@@ -7,7 +7,7 @@ import copy
 import itertools
 import json
 
-from fastapi_operator.compare import changes_pod_template, needs_apply
+from fastapi_operator.compare import applied_as_sent, changes_pod_template, needs_apply, remembered
 
 
 def _env(name: str, value: str) -> dict:
@@ -150,3 +150,44 @@ def test_an_answer_holds_for_one_version_of_the_live_object_and_one_desired_obje
     live["spec"]["template"]["spec"]["containers"][0]["image"] = "hello:2"
     live["metadata"]["resourceVersion"] = str(next(VERSIONS))
     assert changes_pod_template(desired, live) is True
+
+
+def test_a_controllers_status_report_leaves_a_remembered_answer_standing_and_an_edit_does_not():
+    asked: list[str] = []
+
+    @remembered
+    def question(desired: dict, live: dict) -> bool:
+        asked.append(live["metadata"]["resourceVersion"])
+        return True
+
+    live = live_version()
+    assert question(DESIRED, live) is True
+    # The Deployment controller reports its pods: a new resourceVersion, a new status, and its
+    # own managedFields entry for the status subresource.
+    reported = copy.deepcopy(live)
+    reported["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    reported["metadata"]["managedFields"].append({"manager": "kube-controller-manager", "operation": "Update",
+                                                  "subresource": "status", "fieldsType": "FieldsV1",
+                                                  "fieldsV1": {"f:status": {"f:readyReplicas": {}}}})
+    reported["status"] = {"replicas": 2, "readyReplicas": 2}
+    assert question(DESIRED, reported) is True
+    assert asked == [live["metadata"]["resourceVersion"]], "a status report is not a question again"
+    labelled = copy.deepcopy(reported)
+    labelled["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    labelled["metadata"]["labels"]["team"] = "a"
+    question(DESIRED, labelled)
+    edited = copy.deepcopy(labelled)
+    edited["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    edited["spec"]["replicas"] = 3
+    question(DESIRED, edited)
+    assert asked[1:] == [labelled["metadata"]["resourceVersion"], edited["metadata"]["resourceVersion"]]
+
+
+def test_the_answer_to_the_operators_own_apply_is_taken_without_comparing():
+    served = live_version()
+    served["spec"]["replicas"] = 5  # a difference a comparison would find (not one an apply answers with)
+    applied_as_sent(DESIRED, served)
+    assert needs_apply(DESIRED, served) is False and changes_pod_template(DESIRED, served) is False
+    served["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    served["metadata"]["labels"]["team"] = "a"
+    assert needs_apply(DESIRED, served) is True, "a later version is compared"

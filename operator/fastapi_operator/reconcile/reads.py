@@ -7,6 +7,7 @@ from contextlib import nullcontext
 from typing import Any, ContextManager
 
 from ..cache import Cache
+from ..compare import applied_as_sent
 from ..kube import Kind, Kube, kind_of, missing_api_error
 from ..rewrites import ServerRewrites
 
@@ -62,5 +63,8 @@ class Reads:
         if self.cache is not None:
             self.cache.observe(obj)
         if sent is not None:
-            return self.rewrites.note(kind_of(sent), sent, obj)
+            shown, exact = self.rewrites.note(kind_of(sent), sent, obj)
+            if exact:
+                applied_as_sent(sent, obj)
+            return shown
         return (self.rewrites.shown(kind_of(obj), obj) or obj) if len(self.rewrites) else obj
