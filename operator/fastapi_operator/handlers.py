@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import uuid
 from typing import Any, Callable, Coroutine
 
@@ -100,6 +101,36 @@ class GatewayChanges:
         return key
 
 
+class Handoff:
+    """The watches' events, from their threads to the event loop in batches: a wake-up of the
+    loop takes every event that arrived since the last one, not one event each (a new app's
+    children and their controllers' reports make about fifteen events)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[Kind, str, dict[str, Any]], None]) -> None:
+        self.loop = loop
+        self.handle = handle
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[Kind, str, dict[str, Any]]] = []  # non-empty: a drain is scheduled
+
+    def put(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
+        """On a watch's thread."""
+        with self.lock:
+            self.waiting.append((kind, event_type, obj))
+            if len(self.waiting) > 1:
+                return
+        self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        """On the event loop, in the order the events arrived."""
+        with self.lock:
+            events, self.waiting = self.waiting, []
+        for event in events:
+            try:
+                self.handle(*event)
+            except Exception:
+                log.exception(f"could not handle a watch event of {event[0].kind} {event[2]['metadata'].get('name')}")
+
+
 class SharedObjectCollection:
     """The looks for ClusterIssuers and HostClaims no app uses any more (reconcile/shared.py),
     made by the leader alone: a standby's view may lag the leader's writes."""
@@ -145,7 +176,7 @@ class Runtime:
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
         kube = Kube(load_api_client(settings.workers))
-        self.cache = Cache(watches, sources, self._changed_on_watch_thread, news_only=OWN_WRITES_NOT_NEWS)
+        self.cache = Cache(watches, sources, Handoff(self.loop, self.changed).put, news_only=OWN_WRITES_NOT_NEWS)
         self.reconciler = Reconciler(kube, settings, self.cache, FIRST_STATUS_SETTLE_SECONDS)
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
@@ -191,9 +222,6 @@ class Runtime:
     def _wake(self, keys: list[Any]) -> None:
         for key in keys:
             self.queue.add(key)
-
-    def _changed_on_watch_thread(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.changed, kind, event_type, obj)
 
     def changed(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
         """Which apps a watched change concerns; they are queued (on the event loop)."""
