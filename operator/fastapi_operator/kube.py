@@ -118,7 +118,7 @@ class Connection:
         self.host_label = self.host.split("://", 1)[-1]
         self.options = curl_options(configuration)
         self.handles = threading.local()
-        self.retries = CONNECT_ATTEMPTS if configuration.retries is not False else 1
+        self.connect_attempts = CONNECT_ATTEMPTS if configuration.retries is not False else 1
         self.latency = {method: REST_LATENCY.labels(method, self.host_label) for method in HTTP_METHODS}
         self.counted: dict[tuple[int, str], Any] = {}
 
@@ -155,7 +155,7 @@ class Connection:
              content_type: str | None) -> Answer:
         """One request and its whole answer, counted in rest_client_requests_total and its latency.
         A connection refused is tried again at once, as urllib3 did (an API server restarting)."""
-        for attempt in range(self.retries):
+        for attempt in range(self.connect_attempts):
             curl = self.handle(method, path, query, body, content_type)
             chunks: list[bytes] = []
             headers: list[bytes] = []
@@ -167,7 +167,7 @@ class Connection:
                 curl.perform()
                 break
             except pycurl.error as error:
-                if error.args[0] != pycurl.E_COULDNT_CONNECT or attempt + 1 == self.retries:
+                if error.args[0] != pycurl.E_COULDNT_CONNECT or attempt + 1 == self.connect_attempts:
                     raise Unreachable(f"{method} {path}: {error.args[-1]}") from None
         self.latency[method].observe(time.monotonic() - started)
         status = curl.getinfo(pycurl.RESPONSE_CODE)

@@ -3,6 +3,7 @@
 
 from fastapi_operator.cache import OwnWrites, _newer, is_news, matches, without_managed_fields, without_subresource_fields
 from fastapi_operator.kube import decode, retry_after_seconds
+from fastapi_operator.managed_fields import trie_of
 from fastapi_operator.reconcile import by_verb
 
 
@@ -40,8 +41,11 @@ def test_children_keep_who_set_their_fields_but_not_who_set_their_status():
                   "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}
     obj = {"metadata": {"name": "x", "managedFields": [own, hand, controller]}, "status": {"replicas": 1}}
     kept = without_subresource_fields(obj)
-    assert kept == {"metadata": {"name": "x", "managedFields": [own, hand]}, "status": {"replicas": 1}}
-    assert len(obj["metadata"]["managedFields"]) == 3, "the original is not changed"
+    as_kept = [{**entry, "fieldsV1": '{"f:spec":{}}'} for entry in (own, hand)]  # the tries as JSON text
+    assert kept == {"metadata": {"name": "x", "managedFields": as_kept}, "status": {"replicas": 1}}
+    assert [trie_of(entry) for entry in kept["metadata"]["managedFields"]] == [own["fieldsV1"], hand["fieldsV1"]]
+    assert len(obj["metadata"]["managedFields"]) == 3 and obj["metadata"]["managedFields"][0] is own, \
+        "the original is not changed"
 
 
 def test_objects_decoded_one_at_a_time_share_their_field_names():
