@@ -113,10 +113,10 @@ class Connection:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = api_client
         configuration = api_client.configuration
-        self.host = configuration.host.rstrip("/")
         # rest_client_requests_total's host label, as client-go reports it.
-        self.host_label = self.host.split("://", 1)[-1]
-        self.options = curl_options(configuration)
+        self.host_label = configuration.host.rstrip("/").split("://", 1)[-1]
+        self.host, connect_to = base_url(configuration)
+        self.options = curl_options(configuration) + connect_to
         self.handles = threading.local()
         self.connect_attempts = CONNECT_ATTEMPTS if configuration.retries is not False else 1
         self.latency = {method: REST_LATENCY.labels(method, self.host_label) for method in HTTP_METHODS}
@@ -240,13 +240,22 @@ def curl_options(configuration: client.Configuration) -> list[tuple[int, Any]]:
         options.append((pycurl.PROXY, configuration.proxy))
         if configuration.no_proxy:
             options.append((pycurl.NOPROXY, configuration.no_proxy))
-    tls_server_name = getattr(configuration, "tls_server_name", None)
-    if tls_server_name:
-        # Verify the certificate for that name, while connecting to the address in the kubeconfig.
-        address = urllib.parse.urlsplit(configuration.host)
-        port = address.port or 443
-        options.append((pycurl.CONNECT_TO, [f"{tls_server_name}:{port}:{address.hostname}:{port}"]))
     return options
+
+
+def base_url(configuration: client.Configuration) -> tuple[str, list[tuple[int, Any]]]:
+    """The URL requests go to, and the options that go with it: with a kubeconfig's
+    `tls-server-name`, the URL names that server (so its certificate is verified for it) and
+    libcurl connects to the address the kubeconfig gives."""
+    host = configuration.host.rstrip("/")
+    name = getattr(configuration, "tls_server_name", None)
+    if not name:
+        return host, []
+    address = urllib.parse.urlsplit(host)
+    port = address.port or 443
+    named = address._replace(netloc=f"{name}:{port}").geturl()
+    target = f"[{address.hostname}]" if ":" in (address.hostname or "") else address.hostname
+    return named, [(pycurl.CONNECT_TO, [f"{name}:{port}:{target}:{port}"])]
 
 
 def header_value(lines: list[bytes], name: bytes) -> str | None:

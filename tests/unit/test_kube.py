@@ -8,12 +8,13 @@ import json
 import threading
 from typing import Iterator
 
+import pycurl
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from fastapi_operator.kube import APPLY_PATCH, DEPLOYMENT, Kube, apply_body
+from fastapi_operator.kube import APPLY_PATCH, DEPLOYMENT, Kube, apply_body, base_url
 
 
 def test_every_character_reaches_the_yaml_decoder_as_something_it_accepts():
@@ -97,3 +98,12 @@ def test_a_watch_yields_each_event_of_the_stream(server):
     assert list(kube.watch(DEPLOYMENT, None, "a=b", "7", 5, 5)) == events
     assert recorded.received[0][1] == ("/apis/apps/v1/deployments?watch=true&resourceVersion=7"
                                        "&allowWatchBookmarks=true&timeoutSeconds=5&labelSelector=a%3Db")
+
+
+def test_a_kubeconfigs_tls_server_name_is_verified_while_its_address_is_connected_to():
+    configuration = client.Configuration(host="https://10.0.0.7:6443/prefix")
+    assert base_url(configuration) == ("https://10.0.0.7:6443/prefix", [])
+    configuration.tls_server_name = "kubernetes.internal"
+    url, options = base_url(configuration)
+    assert url == "https://kubernetes.internal:6443/prefix"
+    assert options == [(pycurl.CONNECT_TO, ["kubernetes.internal:6443:10.0.0.7:6443"])]
