@@ -30,7 +30,7 @@ from .kube import (
     CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
     is_missing_resource_type, kind_of,
 )
-from .managed_fields import as_text
+from .managed_fields import object_entries
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
 from .metrics import WATCH_RESTARTS
 from .settings import Settings
@@ -305,7 +305,7 @@ def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
     metadata = obj.get("metadata") or {}
     entries = metadata.get("managedFields")
     if entries:
-        metadata = {**metadata, "managedFields": [as_text(entry) for entry in entries if not entry.get("subresource")]}
+        metadata = {**metadata, "managedFields": object_entries(entries)}
     return {**obj, "metadata": metadata}
 
 

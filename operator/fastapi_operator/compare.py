@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 from kubernetes.utils import parse_quantity
 
-from .managed_fields import applied_by, as_text, sets_same_fields
+from .managed_fields import applied_by, object_entries, sets_same_fields
 from .meta import FIELD_MANAGER
 
 # The API server canonicalises resource quantities ("0.5" -> "500m", 1 -> "1"); everywhere else
@@ -122,8 +122,8 @@ def content_digest(live: dict[str, Any]) -> bytes:
     disruption budget's healthy count) change only those, so they leave every answer standing."""
     metadata = dict(live.get("metadata") or {})
     metadata.pop("resourceVersion", None)
-    if metadata.get("managedFields"):  # as the cache keeps them: no status writers, tries as text
-        metadata["managedFields"] = [as_text(entry) for entry in metadata["managedFields"] if not entry.get("subresource")]
+    if metadata.get("managedFields"):  # as the cache keeps them, so a cached and an answered version agree
+        metadata["managedFields"] = object_entries(metadata["managedFields"])
     return _digest([metadata, {key: value for key, value in live.items() if key not in ("metadata", "status")}])
 
 

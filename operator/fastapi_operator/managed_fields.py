@@ -39,16 +39,21 @@ def _merge(into: Trie, other: Trie) -> Trie:
 
 def trie_of(entry: dict[str, Any]) -> Trie:
     """An entry's field trie, from the dicts the API server sends or the JSON text the cache
-    keeps instead (`as_text`)."""
+    keeps instead (`object_entries`)."""
     fields = entry.get("fieldsV1") or {}
     return orjson.loads(fields) if isinstance(fields, str) else fields
 
 
-def as_text(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry with its field trie as JSON text: a tenth of the memory of the dicts, and read
-    only when a compare is not already remembered (compare.py)."""
+def _as_text(entry: dict[str, Any]) -> dict[str, Any]:
     fields = entry.get("fieldsV1")
     return {**entry, "fieldsV1": orjson.dumps(fields).decode()} if isinstance(fields, dict) else entry
+
+
+def object_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of who set the object itself, as a child is kept (cache.py) and compared
+    (compare.py): who set its status never matters here, and each field trie is JSON text, a
+    tenth of the memory of the dicts, parsed only when a compare is not already remembered."""
+    return [_as_text(entry) for entry in entries if not entry.get("subresource")]
 
 
 def fields_of(live: dict[str, Any], predicate: Callable[[dict[str, Any]], bool]) -> Trie:
