@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from fastapi_operator.workqueue import BACKOFF_MAX_SECONDS, WorkQueue, backoff_seconds
 
@@ -182,3 +183,41 @@ async def test_a_run_asked_for_later_is_dropped_if_by_then_it_is_no_longer_neede
     await queue.join()
     await queue.stop()
     assert runs == ["b"]
+
+
+def test_watch_events_reach_the_loop_in_order_in_one_wake_up_and_one_failure_loses_no_other():
+    from fastapi_operator.handlers import Handoff
+    from fastapi_operator.kube import DEPLOYMENT
+
+    async def scenario() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        handled: list[str] = []
+
+        def handle(kind, event_type, obj):
+            if obj["metadata"]["name"] == "bad":
+                raise RuntimeError("a handler's bug")
+            handled.append(obj["metadata"]["name"])
+        handoff = Handoff(loop, handle)
+        wake_ups = 0
+        drain = handoff.drain
+
+        def counted_drain() -> None:
+            nonlocal wake_ups
+            wake_ups += 1
+            drain()
+        handoff.drain = counted_drain  # type: ignore[method-assign]
+        names = ["a", "bad", "b", "c"]
+        # From a watch's thread while the loop is busy (joined here, blocking it): all four wait
+        # for one drain.
+        watch = threading.Thread(target=lambda: [handoff.put(DEPLOYMENT, "MODIFIED", {"metadata": {"name": n}})
+                                                 for n in names])
+        watch.start()
+        watch.join()
+        await asyncio.sleep(0.05)
+        handoff.put(DEPLOYMENT, "ADDED", {"metadata": {"name": "d"}})
+        await asyncio.sleep(0.05)
+        return handled, wake_ups
+
+    handled, wake_ups = asyncio.run(scenario())
+    assert handled == ["a", "b", "c", "d"]
+    assert wake_ups == 2, "four events at once are one wake-up of the loop, a later one another"
