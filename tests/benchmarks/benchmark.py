@@ -362,7 +362,8 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
-        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=600)
+        # About 5 objects per realistic app, one request each: 50,000 at 10,000 apps.
+        cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=max(600, apps * 0.5))
         wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=max(600, apps * 0.5))
         elapsed = time.monotonic() - started
         return PeerRun(elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}",
@@ -382,7 +383,7 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     machine_before, operator_before = cpu_seconds(), cpu_seconds(pid)
     started = time.monotonic()
     # The same command as the peer's, so the two runs differ only in who makes the objects.
-    cluster.kubectl("apply", "--server-side", "-f", "-", timeout=600,
+    cluster.kubectl("apply", "--server-side", "-f", "-", timeout=max(600, apps * 0.5),
                     stdin=yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
     wait_until_available(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
     elapsed = time.monotonic() - started
