@@ -56,6 +56,17 @@ def test_objects_decoded_one_at_a_time_share_their_field_names():
     assert [id(k) for k in first["metadata"]] == [id(k) for k in second["metadata"]]
 
 
+def test_children_decoded_one_at_a_time_share_their_managers_and_tries():
+    """The children of one operator carry the same tries, managers and times: one copy of each
+    is kept, not one per child."""
+    text = (b'{"metadata": {"name": "x", "managedFields": [{"manager": "fastapi-operator", "operation": "Apply",'
+            b' "time": "2026-12-06T05:50:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}}')
+    first, second = ((without_subresource_fields(decode(text))["metadata"]["managedFields"][0]) for _ in range(2))
+    assert first == second
+    for key in ("manager", "time", "fieldsV1"):
+        assert first[key] is second[key], key
+
+
 def test_events_group_changes_by_verb_in_order():
     assert by_verb(["Created Deployment n/a", "Created Service n/a", "Deleted Ingress n/a"]) == [
         ("Created", ["Deployment n/a", "Service n/a"]), ("Deleted", ["Ingress n/a"])]
