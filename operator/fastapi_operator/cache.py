@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+from sys import intern
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -48,6 +49,8 @@ RECONNECT_MAX_SECONDS = 2.0
 MISSING_API_RECHECK_SECONDS = 10.0
 
 ObjectKey = tuple[str | None, str]  # (namespace or None, name)
+# What each object says alone: interned, these would only add an entry to the table of interned strings.
+UNIQUE_METADATA = frozenset({"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp"})
 # Called on the informer's thread for every change after the first listing: ADDED, MODIFIED, DELETED.
 ChangeCallback = Callable[[Kind, str, dict[str, Any]], None]
 
@@ -131,8 +134,10 @@ class OwnWrites:
 
 class Informer:
     def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
-                 compact: Callable[[dict[str, Any]], dict[str, Any]], news_only: bool = False) -> None:
-        """`compact` makes what is kept of each object: the less memory, the better. With
+                 compact: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
+                 news_only: bool = False) -> None:
+        """`compact(obj, held)` makes what is kept of each object, sharing what it can with the
+        version held (read without the lock: any earlier version will do): the less memory, the better. With
         `news_only`, an event for a version the cache already holds is not passed on (is_news)."""
         self.kube = kube
         self.source = source
@@ -168,7 +173,7 @@ class Informer:
         """A write's answer, so the next reconcile does not wait for the watch to see it."""
         if not matches(obj, self.source.label_selector):
             return
-        kept = self.compact(obj)
+        kept = self.compact(obj, self.objects.get(_key(obj)))
         with self.lock:
             if _newer(kept, self.objects.get(_key(kept))):
                 self.objects[_key(kept)] = kept
@@ -237,7 +242,8 @@ class Informer:
                 self.synced.set()
                 return None
             raise
-        listed = {_key(obj): self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind})
+        listed = {_key(obj): self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind},
+                                       self.objects.get(_key(obj)))
                   for obj in answer.get("items", [])}
         with self.lock:
             previous, self.objects = self.objects, listed
@@ -274,7 +280,7 @@ class Informer:
             resource_version = obj["metadata"]["resourceVersion"]
             if event_type == "BOOKMARK":
                 continue
-            obj = self.compact(obj)
+            obj = self.compact(obj, self.objects.get(_key(obj)))
             with self.lock:
                 held = self.objects.get(_key(obj))
                 if event_type == "DELETED":
@@ -285,6 +291,42 @@ class Informer:
             if not waits and (not self.news_only or is_news(event_type, obj, held)):
                 self.on_change(kind, event_type, obj)
         return resource_version
+
+
+def interned(value: Any) -> Any:
+    """`value` with every string in it interned (in place)."""
+    if isinstance(value, str):
+        return intern(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (str, dict, list)):
+                value[key] = interned(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, (str, dict, list)):
+                value[index] = interned(item)
+    return value
+
+
+def shared(kept: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
+    """`kept` (a compacted copy) holding one copy of what thousands of one operator's objects
+    say alike: an image, a probe's path, a condition's reason, the labels' values, the app's name
+    in each of its children (orjson already shares the field names). A part equal to the held
+    version's is that version's, shared already, so a controller's progress report costs a
+    comparison, not a walk; a new or changed part has its strings interned."""
+    previous = held or {}
+
+    def share(into: dict[str, Any], before: dict[str, Any], skip: frozenset[str]) -> None:
+        for key, value in into.items():
+            if key in skip:
+                continue
+            old = before.get(key)
+            into[key] = old if old is not None and old == value else interned(value)
+
+    share(kept, previous, frozenset({"metadata"}))
+    metadata = kept["metadata"] = dict(kept.get("metadata") or {})
+    share(metadata, previous.get("metadata") or {}, UNIQUE_METADATA | {"managedFields"})
+    return kept
 
 
 def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
@@ -309,6 +351,14 @@ def without_subresource_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": metadata}
 
 
+def kept_child(obj: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
+    return shared(without_subresource_fields(obj), held)
+
+
+def kept_whole(obj: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
+    return shared(without_managed_fields(obj), held)
+
+
 class Cache:
     """Every informer the operator runs, and reads by kind."""
 
@@ -320,7 +370,7 @@ class Cache:
         child's event for the version its app's own write made asks for no reconcile of it."""
         self.informers: dict[Kind, list[Informer]] = {}
         for source, keep_managed_fields in sources:
-            compact = without_subresource_fields if keep_managed_fields else without_managed_fields
+            compact = kept_child if keep_managed_fields else kept_whole
             informer = Informer(kube, source, on_change, compact, source.kind in news_only)
             self.informers.setdefault(source.kind, []).append(informer)
 

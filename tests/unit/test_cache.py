@@ -1,7 +1,9 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
 
-from fastapi_operator.cache import OwnWrites, _newer, is_news, matches, without_managed_fields, without_subresource_fields
+from fastapi_operator.cache import (
+    OwnWrites, _newer, is_news, kept_child, kept_whole, matches, without_managed_fields, without_subresource_fields,
+)
 from fastapi_operator.kube import decode, retry_after_seconds
 from fastapi_operator.managed_fields import trie_of
 from fastapi_operator.reconcile import by_verb
@@ -65,6 +67,39 @@ def test_children_decoded_one_at_a_time_share_their_managers_and_tries():
     assert first == second
     for key in ("manager", "time", "fieldsV1"):
         assert first[key] is second[key], key
+
+
+def deployment_text(name: str, image: str, ready: int) -> bytes:
+    return (f'{{"metadata": {{"name": "{name}", "uid": "u-{name}", "resourceVersion": "{ready}",'
+            f' "labels": {{"app.kubernetes.io/managed-by": "fastapi-operator"}}}},'
+            f' "spec": {{"template": {{"spec": {{"containers": [{{"name": "app", "image": "{image}"}}]}}}}}},'
+            f' "status": {{"readyReplicas": {ready}, "conditions": [{{"type": "Available", "reason": "MinimumReplicasAvailable"}}]}}}}').encode()
+
+
+def test_objects_kept_share_what_they_say_alike_and_keep_what_they_say():
+    first, second = (kept_child(decode(deployment_text(name, "registry.example/shop:1.0", 1)), None)
+                     for name in ("a", "b"))
+    assert first == without_subresource_fields(decode(deployment_text("a", "registry.example/shop:1.0", 1)))
+    assert first["spec"]["template"]["spec"]["containers"][0]["image"] is \
+        second["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert first["status"]["conditions"][0]["reason"] is second["status"]["conditions"][0]["reason"]
+    assert first["metadata"]["labels"]["app.kubernetes.io/managed-by"] is \
+        second["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+    app = kept_whole(decode(b'{"metadata": {"name": "a", "namespace": "shop"},'
+                            b' "spec": {"image": "registry.example/shop:1.0"}}'), None)
+    assert app["spec"]["image"] is first["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert app["metadata"]["name"] is first["metadata"]["name"], "an app's name, once for it and its children"
+
+
+def test_a_progress_report_shares_the_held_version_and_an_edit_replaces_it():
+    held = kept_child(decode(deployment_text("a", "shop:1.0", 1)), None)
+    reported = kept_child(decode(deployment_text("a", "shop:1.0", 2)), held)
+    assert reported["spec"] is held["spec"]
+    assert reported["status"]["readyReplicas"] == 2 and held["status"]["readyReplicas"] == 1
+    edited = kept_child(decode(deployment_text("a", "shop:2.0", 2)), reported)
+    assert edited["spec"]["template"]["spec"]["containers"][0]["image"] == "shop:2.0"
+    assert held["spec"]["template"]["spec"]["containers"][0]["image"] == "shop:1.0", "the held version is not changed"
+    assert edited["status"] is reported["status"]
 
 
 def test_events_group_changes_by_verb_in_order():
