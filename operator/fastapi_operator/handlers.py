@@ -17,12 +17,14 @@ import uuid
 from typing import Any, Callable, Coroutine
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from .api import KIND
 from .cache import Cache, watched_sources
 from .kinds import OWN_WRITES_NOT_NEWS, STATUS_READ, WATCHED_CHILD_KINDS
 from .kube import (
-    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, Kind, Kube, load_api_client,
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, Kind, Kube, Unreachable,
+    api_message, is_away, load_api_client,
 )
 from .leadership import LeaderElector
 from .metrics import COLLECTIONS, LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
@@ -286,7 +288,16 @@ class Runtime:
 
     async def _process(self, key: Any) -> bool:
         with measured_reconcile() as measured:
-            outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            try:
+                outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+            except (Unreachable, ApiException) as failure:
+                if not is_away(failure):
+                    raise
+                # Restarting, or the network: expected, and tried again with backoff.
+                said = api_message(failure) if isinstance(failure, ApiException) else failure
+                log.warning(f"{key[0]}/{key[1]} not reconciled, the API server is away: {said}")
+                measured.failed = True
+                return True
             measured.failed = outcome is not None and outcome.retry
         if outcome is None:
             self.own_status_versions.pop(key, None)

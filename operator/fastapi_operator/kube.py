@@ -83,6 +83,15 @@ def missing_api_error(kind: Kind) -> MissingAPI:
     )
 
 
+# What an API server answers while it shuts down or starts (and a proxy in front of it meanwhile).
+AWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def is_away(error: Exception) -> bool:
+    """The API server could not be reached, or said it cannot serve now: a retry will do."""
+    return isinstance(error, Unreachable) or (isinstance(error, ApiException) and error.status in AWAY_STATUSES)
+
+
 def is_missing_resource_type(error: ApiException) -> bool:
     """A 404 for an unknown resource type, as opposed to a 404 for an object that is absent."""
     try:

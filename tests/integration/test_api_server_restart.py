@@ -22,10 +22,16 @@ def test_an_api_server_restart_during_a_burst_of_creates_converges_without_dupli
     if cluster.control_plane_state is None:
         pytest.fail("this test stops the API server, which only the project's own control plane allows: "
                     "deselect it with -m 'not own_control_plane'")
+    logged_before = operator.log_path.stat().st_size if operator.log_path.exists() else 0
     seconds = api_server_restart(cluster, namespace, operator, APPS, OUTAGE_SECONDS)
     report(f"API server stopped {OUTAGE_SECONDS}s mid-burst of {APPS} apps: all Available after its return in",
            f"{seconds:.1f}s")
     assert operator.process is not None and operator.process.poll() is None, "the operator exited"
+    with open(operator.log_path, "rb") as log:
+        log.seek(logged_before)
+        logged = log.read().decode(errors="replace")
+    assert "failed unexpectedly" not in logged, \
+        "an API server away is an expected failure (a warning and a retry), not a traceback at error level"
 
     uids = {a["metadata"]["name"]: a["metadata"]["uid"] for a in cluster.kube.list(FASTAPIAPP, namespace)}
     for kind in (DEPLOYMENT, SERVICE):

@@ -1,10 +1,12 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
 
+from kubernetes.client.exceptions import ApiException
+
 from fastapi_operator.cache import (
     OwnWrites, _newer, is_news, kept_child, kept_whole, matches, without_managed_fields, without_subresource_fields,
 )
-from fastapi_operator.kube import decode, retry_after_seconds
+from fastapi_operator.kube import Unreachable, decode, is_away, retry_after_seconds
 from fastapi_operator.managed_fields import trie_of
 from fastapi_operator.reconcile import by_verb
 
@@ -159,3 +161,11 @@ def test_an_event_that_arrives_while_the_operator_writes_waits_and_only_what_it_
     writes.hold(key, "MODIFIED", at("11"))
     writes.written(key, "11")
     assert writes.end(key, drop_own=False) == [("MODIFIED", at("11"))]
+
+
+def test_an_api_server_away_is_told_from_a_refusal():
+    assert is_away(Unreachable("PATCH /x: Failed to connect"))
+    assert is_away(ApiException(status=503, reason="Service Unavailable"))
+    assert not is_away(ApiException(status=500, reason="failed to create typed patch object"))
+    assert not is_away(ApiException(status=422, reason="Invalid"))
+    assert not is_away(KeyError("x"))
