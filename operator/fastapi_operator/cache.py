@@ -121,6 +121,11 @@ class OwnWrites:
         if key in self.held and version:
             self.made[key] = version
 
+    def deleted_after(self, key: ObjectKey, answer: dict[str, Any]) -> bool:
+        """Was the object deleted after the version a write's `answer` holds? Then the answer,
+        arriving late, must not bring it back into the cache: nothing would ever take it out."""
+        return any(kind == "DELETED" and _newer(obj, answer) for kind, obj in self.held.get(key, []))
+
     def end(self, key: ObjectKey, drop_own: bool) -> list[tuple[str, dict[str, Any]]]:
         """The events to pass on now: every one held, or with `drop_own` the last one held if any
         held event was not of the version the write made."""
@@ -175,7 +180,7 @@ class Informer:
             return
         kept = self.compact(obj, self.objects.get(_key(obj)))
         with self.lock:
-            if _newer(kept, self.objects.get(_key(kept))):
+            if _newer(kept, self.objects.get(_key(kept))) and not self.own_writes.deleted_after(_key(kept), kept):
                 self.objects[_key(kept)] = kept
             self.own_writes.written(_key(kept), kept["metadata"].get("resourceVersion"))
 

@@ -4,9 +4,10 @@
 from kubernetes.client.exceptions import ApiException
 
 from fastapi_operator.cache import (
-    OwnWrites, _newer, is_news, kept_child, kept_whole, matches, without_managed_fields, without_subresource_fields,
+    Informer, OwnWrites, Source, _newer, is_news, kept_child, kept_whole, matches, without_managed_fields,
+    without_subresource_fields,
 )
-from fastapi_operator.kube import Unreachable, decode, is_away, retry_after_seconds
+from fastapi_operator.kube import FASTAPIAPP, Unreachable, decode, is_away, retry_after_seconds
 from fastapi_operator.managed_fields import trie_of
 from fastapi_operator.reconcile import by_verb
 
@@ -169,3 +170,34 @@ def test_an_api_server_away_is_told_from_a_refusal():
     assert not is_away(ApiException(status=500, reason="failed to create typed patch object"))
     assert not is_away(ApiException(status=422, reason="Invalid"))
     assert not is_away(KeyError("x"))
+
+
+class OneStream:
+    """The watch's side of the API server: these events, then the stream ends."""
+
+    def __init__(self, *events):
+        self.events = events
+
+    def watch(self, *_):
+        yield from self.events
+
+
+def app_at(version: str) -> dict:
+    return {"apiVersion": "fastapi-operator.dev/v1alpha1", "kind": "FastAPIApp",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": version}}
+
+
+def test_a_writes_answer_arriving_after_the_objects_deletion_does_not_bring_it_back():
+    """The namespace deleted while the app's status write was on its way: the deletion's watch
+    event comes first, the write's answer (an older version) after it."""
+    informer = Informer(OneStream({"type": "DELETED", "object": app_at("7")}), Source(FASTAPIAPP), lambda *_: None,
+                        kept_whole)
+    informer.objects[("n", "a")] = kept_whole(app_at("5"), None)
+    informer.writing(("n", "a"))
+    informer._watch("5")
+    assert informer.get("n", "a") is None
+    informer.observe(app_at("6"))
+    assert informer.get("n", "a") is None, "a deleted app would be reconciled, and fail, forever"
+    informer.written(("n", "a"))
+    informer.observe(app_at("9"))  # made again under the same name
+    assert informer.get("n", "a")["metadata"]["resourceVersion"] == "9"
