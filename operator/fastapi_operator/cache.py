@@ -20,9 +20,9 @@ import logging
 import random
 import threading
 import time
-from sys import intern
 from contextlib import contextmanager
 from dataclasses import dataclass
+from sys import intern
 from typing import Any, Callable, Iterator
 
 from kubernetes.client.exceptions import ApiException
@@ -49,8 +49,10 @@ RECONNECT_MAX_SECONDS = 2.0
 MISSING_API_RECHECK_SECONDS = 10.0
 
 ObjectKey = tuple[str | None, str]  # (namespace or None, name)
-# What each object says alone: interned, these would only add an entry to the table of interned strings.
-UNIQUE_METADATA = frozenset({"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp"})
+# What each object says alone: interned, these would only add an entry to the table of interned
+# strings. managedFields come interned already (managed_fields.object_entries).
+NOT_INTERNED_METADATA = frozenset({"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+                                   "managedFields"})
 # Called on the informer's thread for every change after the first listing: ADDED, MODIFIED, DELETED.
 ChangeCallback = Callable[[Kind, str, dict[str, Any]], None]
 
@@ -142,8 +144,9 @@ class Informer:
                  compact: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
                  news_only: bool = False) -> None:
         """`compact(obj, held)` makes what is kept of each object, sharing what it can with the
-        version held (read without the lock: any earlier version will do): the less memory, the better. With
-        `news_only`, an event for a version the cache already holds is not passed on (is_news)."""
+        version held (read without the lock: any earlier version will do): the less memory, the
+        better. With `news_only`, an event for a version the cache already holds is not passed on
+        (is_news)."""
         self.kube = kube
         self.source = source
         self.on_change = on_change
@@ -313,6 +316,9 @@ def interned(value: Any) -> Any:
     return value
 
 
+METADATA = frozenset({"metadata"})
+
+
 def shared(kept: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
     """`kept` (a compacted copy) holding one copy of what thousands of one operator's objects
     say alike: an image, a probe's path, a condition's reason, the labels' values, the app's name
@@ -328,9 +334,9 @@ def shared(kept: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
             old = before.get(key)
             into[key] = old if old is not None and old == value else interned(value)
 
-    share(kept, previous, frozenset({"metadata"}))
+    share(kept, previous, METADATA)
     metadata = kept["metadata"] = dict(kept.get("metadata") or {})
-    share(metadata, previous.get("metadata") or {}, UNIQUE_METADATA | {"managedFields"})
+    share(metadata, previous.get("metadata") or {}, NOT_INTERNED_METADATA)
     return kept
 
 
