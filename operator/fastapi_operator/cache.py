@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 from kubernetes.client.exceptions import ApiException
 
 from .kube import (
-    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, WATCHED_CHILD_KINDS, Kind, Kube,
-    is_missing_resource_type, kind_of,
+    CERTIFICATE, CLUSTER_ISSUER, FASTAPIAPP, GATEWAY, HOST_CLAIM, INGRESS_CLASS, LIST_PAGE_SIZE, WATCHED_CHILD_KINDS,
+    Kind, Kube, is_missing_resource_type, kind_of,
 )
 from .managed_fields import object_entries
 from .meta import LABEL_MANAGED_BY, OPERATOR_NAME
@@ -87,6 +87,18 @@ def matches(obj: dict[str, Any], selector: str | None) -> bool:
     return all(labels.get(key) == value for key, _, value in (term.partition("=") for term in selector.split(",")))
 
 
+def changes_between(previous: dict[ObjectKey, dict[str, Any]],
+                    listed: dict[ObjectKey, dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The watch events that would have led from one listing to the other."""
+    for key, obj in listed.items():
+        old = previous.get(key)
+        if old is None or old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+            yield ("MODIFIED" if old else "ADDED"), obj
+    for key, obj in previous.items():
+        if key not in listed:
+            yield "DELETED", obj
+
+
 class _Gone(Exception):
     """The watch's resourceVersion is too old (410): list again."""
 
@@ -142,16 +154,17 @@ class OwnWrites:
 class Informer:
     def __init__(self, kube: Kube, source: Source, on_change: ChangeCallback,
                  compact: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
-                 news_only: bool = False) -> None:
+                 news_only: bool = False, page_size: int = LIST_PAGE_SIZE) -> None:
         """`compact(obj, held)` makes what is kept of each object, sharing what it can with the
         version held (read without the lock: any earlier version will do): the less memory, the
         better. With `news_only`, an event for a version the cache already holds is not passed on
-        (is_news)."""
+        (is_news). The listing is read `page_size` objects at a time."""
         self.kube = kube
         self.source = source
         self.on_change = on_change
         self.compact = compact
         self.news_only = news_only
+        self.page_size = page_size
         self.own_writes = OwnWrites()
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -241,18 +254,22 @@ class Informer:
     def _list(self) -> str | None:
         kind, namespace = self.source.kind, self.source.namespace
         self._last_check = time.monotonic()
-        query = [("labelSelector", self.source.label_selector)] if self.source.label_selector else []
+        listed: dict[ObjectKey, dict[str, Any]] = {}
         try:
-            answer = self.kube.request("GET", kind.path(namespace), query=query)
+            # Page by page, each kept compact before the next is read (kube.LIST_PAGE_SIZE).
+            for page in self.kube.list_pages(kind, namespace, self.source.label_selector, self.page_size):
+                for obj in page.get("items", []):
+                    listed[_key(obj)] = self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind},
+                                                     self.objects.get(_key(obj)))
+                resource_version = page["metadata"]["resourceVersion"]
         except ApiException as error:
             if error.status == 404 and is_missing_resource_type(error):
                 self.missing_api = True
                 self.synced.set()
                 return None
+            if error.status == 410:  # the snapshot compacted away between two pages
+                raise _Gone() from None
             raise
-        listed = {_key(obj): self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind},
-                                       self.objects.get(_key(obj)))
-                  for obj in answer.get("items", [])}
         with self.lock:
             previous, self.objects = self.objects, listed
         was_synced, was_missing = self.synced.is_set(), self.missing_api
@@ -265,15 +282,10 @@ class Informer:
             WATCH_RESTARTS.labels(kind.plural).inc()
             log.info(f"{kind.plural} listed again: the watch fell too far behind")
             # What changed while the watch was away reaches the handlers as if it had been watched.
-            for key, obj in listed.items():
-                old = previous.get(key)
-                if old is None or old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
-                    self.on_change(kind, "MODIFIED" if old else "ADDED", obj)
-            for key, obj in previous.items():
-                if key not in listed:
-                    self.on_change(kind, "DELETED", obj)
+            for event_type, obj in changes_between(previous, listed):
+                self.on_change(kind, event_type, obj)
         self.synced.set()
-        return answer["metadata"]["resourceVersion"]
+        return resource_version
 
     def _watch(self, resource_version: str) -> str:
         for event in self.kube.watch(self.source.kind, self.source.namespace, self.source.label_selector,

@@ -40,6 +40,11 @@ THROTTLED_ATTEMPTS = 5
 CONNECT_ATTEMPTS = 4
 THROTTLED_MAX_WAIT_SECONDS = 10.0
 APPLY_PATCH = "application/apply-patch+yaml"
+# Objects per page of a listing. The 10,000 Deployments of a big cluster in one answer are 60 MB
+# of JSON and 180 MB decoded, all at once, and the process keeps that high-water mark: restarted
+# at 10,000 apps, 955 MiB against 487 converged. Measured at 1,000 realistic apps, restarted:
+# 177 MiB unpaged or in pages of 500 (client-go's), 133 in pages of 100, 129 in pages of 50.
+LIST_PAGE_SIZE = 100
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -315,6 +320,18 @@ class Kube:
             query.append(("labelSelector", label_selector))
         for line in self.connection.stream(kind.path(namespace), query, read_timeout_seconds):
             yield decode(line)
+
+    def list_pages(self, kind: Kind, namespace: str | None, label_selector: str | None,
+                   page_size: int = LIST_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """A listing a page at a time, each a list answer of its own; all pages are one snapshot,
+        at the resourceVersion each names. A page asked for after etcd compacted that snapshot
+        away is refused with 410, as a too old watch is."""
+        query = [("limit", str(page_size))] + ([("labelSelector", label_selector)] if label_selector else [])
+        page = self.request("GET", kind.path(namespace), query=query)
+        yield page
+        while page["metadata"].get("continue"):
+            page = self.request("GET", kind.path(namespace), query=query + [("continue", page["metadata"]["continue"])])
+            yield page
 
     def get(self, kind: Kind, namespace: str | None, name: str, *, required_api: bool = False) -> dict | None:
         """The object, or None when it (or, unless `required_api`, its whole API) is absent."""

@@ -8,7 +8,7 @@ import threading
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from fastapi_operator.cache import Cache, Source
+from fastapi_operator.cache import Cache, Informer, Source, kept_whole
 from fastapi_operator.kube import SERVICE, Kind, is_replaced
 from tests.harness import eventually
 
@@ -55,6 +55,26 @@ def test_the_cache_lists_then_follows_every_change_and_knows_a_missing_api(clust
         assert [obj["metadata"]["name"] for obj in cache.list(SERVICE, namespace)] == ["before"]
     finally:
         cache.stop()
+
+
+def test_the_first_listing_is_read_a_page_at_a_time_and_the_watch_follows_from_it(cluster, namespace):
+    """A listing of thousands of objects at once is a high-water mark of memory the process keeps
+    (kube.LIST_PAGE_SIZE): pages of two, here, for five objects."""
+    labels = {"app.kubernetes.io/managed-by": "fastapi-operator"}
+    for index in range(5):
+        cluster.kube.apply(service(namespace, f"s{index}", labels))
+    pages = list(cluster.kube.list_pages(SERVICE, namespace, SELECTOR, page_size=2))
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert len({page["metadata"]["resourceVersion"] for page in pages}) == 1, "the pages are not one snapshot"
+    informer = Informer(cluster.kube, Source(SERVICE, namespace, SELECTOR), lambda *_: None, kept_whole, page_size=2)
+    informer.start()
+    try:
+        assert informer.synced.wait(10), "the first listing never finished"
+        assert sorted(obj["metadata"]["name"] for obj in informer.list()) == [f"s{index}" for index in range(5)]
+        cluster.kube.apply(service(namespace, "s5", labels))  # the watch starts at the pages' snapshot
+        eventually(lambda: informer.get(namespace, "s5"), timeout=5, message="a new object after a paged listing")
+    finally:
+        informer.stop()
 
 
 def test_an_apply_or_delete_at_a_uid_that_is_gone_leaves_the_new_object_alone(cluster, namespace):
