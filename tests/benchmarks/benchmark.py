@@ -24,7 +24,7 @@ project's own control plane (or FASTAPI_OPERATOR_TEST_KUBECONFIG's cluster):
 - drift: a hand-edited Deployment until it is put back; then five at a time, edited as soon as a
   resync has queued every app (the operator's workqueue_depth), their p99;
 - operator restart with every app in place: from its start until it has checked every app, and
-  its writes meanwhile (none: nothing changed);
+  its writes meanwhile (none: nothing changed), its CPU and its RSS then;
 - API server restart: stopped for 5 s during a burst of creates (200 by default), the time from
   its return until every app is Available (the project's own control plane only);
 - failover: two replicas, the active one SIGKILLed, until the standby reconciled a new app, with
@@ -307,7 +307,7 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str,
     which = written_since(cluster, written_before)
     return (f"operator restarted with {total} apps in place: start until every app checked",
             f"{took:.1f} s; {writes:.0f} writes (Events included){f' ({which})' if which else ''}; operator CPU "
-            f"{cpu_seconds(operator.process.pid):.1f} s")
+            f"{cpu_seconds(operator.process.pid):.1f} s, RSS {rss_mib(operator.process.pid):.0f} MiB")
 
 
 def start_and_check_every_app(operator: OperatorProcess, total: int) -> float:
