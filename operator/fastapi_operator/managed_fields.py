@@ -18,7 +18,6 @@ The shape of lists (keyed or atomic) is read from the tries themselves, so no sc
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -46,13 +45,10 @@ def trie_of(entry: dict[str, Any]) -> Trie:
 
 
 def _as_text(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry with its trie as JSON text, and every string in it interned: the children of
-    one operator carry the same few tries, managers and times, so thousands of apps share one
-    copy of each (at 10,000 apps, tens of MiB) for the price of a dict lookup."""
+    """The entry with its trie as JSON text (the cache shares the text with every child that
+    says the same: `cache.shared`)."""
     fields = entry.get("fieldsV1")
-    if isinstance(fields, dict):
-        entry = {**entry, "fieldsV1": orjson.dumps(fields).decode()}
-    return {key: sys.intern(value) if isinstance(value, str) else value for key, value in entry.items()}
+    return {**entry, "fieldsV1": orjson.dumps(fields).decode()} if isinstance(fields, dict) else entry
 
 
 def object_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """The cache's pure parts: label selection, which of two versions is newer, what is kept of an object."""
 
+import json
 
 from kubernetes.client.exceptions import ApiException
 
@@ -66,17 +67,24 @@ def test_children_decoded_one_at_a_time_share_their_managers_and_tries():
     is kept, not one per child."""
     text = (b'{"metadata": {"name": "x", "managedFields": [{"manager": "fastapi-operator", "operation": "Apply",'
             b' "time": "2026-12-06T05:50:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}}')
-    first, second = ((without_subresource_fields(decode(text))["metadata"]["managedFields"][0]) for _ in range(2))
+    first, second = ((kept_child(decode(text), None)["metadata"]["managedFields"][0]) for _ in range(2))
     assert first == second
     for key in ("manager", "time", "fieldsV1"):
         assert first[key] is second[key], key
 
 
 def deployment_text(name: str, image: str, ready: int) -> bytes:
-    return (f'{{"metadata": {{"name": "{name}", "uid": "u-{name}", "resourceVersion": "{ready}",'
-            f' "labels": {{"app.kubernetes.io/managed-by": "fastapi-operator"}}}},'
-            f' "spec": {{"template": {{"spec": {{"containers": [{{"name": "app", "image": "{image}"}}]}}}}}},'
-            f' "status": {{"readyReplicas": {ready}, "conditions": [{{"type": "Available", "reason": "MinimumReplicasAvailable"}}]}}}}').encode()
+    """A Deployment as its watch sends it; its controller's status entry moves with `ready`."""
+    entries = [{"manager": "fastapi-operator", "operation": "Apply", "time": "2026-12-06T05:50:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}},
+               {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                "time": f"2026-12-06T05:5{ready}:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}]
+    return json.dumps({
+        "metadata": {"name": name, "uid": f"u-{name}", "resourceVersion": str(ready), "managedFields": entries,
+                     "labels": {"app.kubernetes.io/managed-by": "fastapi-operator"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+        "status": {"readyReplicas": ready, "conditions": [{"type": "Available", "reason": "MinimumReplicasAvailable"}]},
+    }).encode()
 
 
 def test_objects_kept_share_what_they_say_alike_and_keep_what_they_say():
@@ -98,6 +106,7 @@ def test_a_progress_report_shares_the_held_version_and_an_edit_replaces_it():
     held = kept_child(decode(deployment_text("a", "shop:1.0", 1)), None)
     reported = kept_child(decode(deployment_text("a", "shop:1.0", 2)), held)
     assert reported["spec"] is held["spec"]
+    assert reported["metadata"]["managedFields"] is held["metadata"]["managedFields"]
     assert reported["status"]["readyReplicas"] == 2 and held["status"]["readyReplicas"] == 1
     edited = kept_child(decode(deployment_text("a", "shop:2.0", 2)), reported)
     assert edited["spec"]["template"]["spec"]["containers"][0]["image"] == "shop:2.0"
