@@ -99,6 +99,16 @@ def changes_between(previous: dict[ObjectKey, dict[str, Any]],
             yield "DELETED", obj
 
 
+def kept_version(compact: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
+                 obj: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
+    """What is kept of a watched version of an object: the held one if it is that very version
+    (the answer to the operator's own write, kept as it came back: a child's apply, a status),
+    else a compacted copy. About half the watch events of a new app are such echoes."""
+    if held is not None and held["metadata"].get("resourceVersion") == obj["metadata"].get("resourceVersion"):
+        return held
+    return compact(obj, held)
+
+
 class _Gone(Exception):
     """The watch's resourceVersion is too old (410): list again."""
 
@@ -300,7 +310,7 @@ class Informer:
             resource_version = obj["metadata"]["resourceVersion"]
             if event_type == "BOOKMARK":
                 continue
-            obj = self.compact(obj, self.objects.get(_key(obj)))
+            obj = kept_version(self.compact, obj, self.objects.get(_key(obj)))
             with self.lock:
                 held = self.objects.get(_key(obj))
                 if event_type == "DELETED":

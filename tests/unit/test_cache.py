@@ -210,3 +210,24 @@ def test_a_writes_answer_arriving_after_the_objects_deletion_does_not_bring_it_b
     informer.written(("n", "a"))
     informer.observe(app_at("9"))  # made again under the same name
     assert informer.get("n", "a")["metadata"]["resourceVersion"] == "9"
+
+
+def test_the_echo_of_a_version_already_kept_is_not_compacted_again():
+    """The watch event of the operator's own write: the answer to the write was kept already."""
+    compacted: list[str] = []
+
+    def compact(obj: dict, held: dict | None) -> dict:
+        compacted.append(obj["metadata"]["resourceVersion"])
+        return kept_whole(obj, held)
+
+    seen: list[tuple[str, str]] = []
+    informer = Informer(OneStream({"type": "MODIFIED", "object": app_at("6")},
+                                  {"type": "MODIFIED", "object": app_at("7")}),
+                        Source(FASTAPIAPP), lambda _, event_type, obj: seen.append(
+                            (event_type, obj["metadata"]["resourceVersion"])), compact)
+    informer.observe(app_at("6"))
+    answered = informer.get("n", "a")
+    informer._watch("5")
+    assert compacted == ["6", "7"], "the echo of version 6 was compacted again"
+    assert seen == [("MODIFIED", "6"), ("MODIFIED", "7")]
+    assert informer.get("n", "a")["metadata"]["resourceVersion"] == "7" and answered["metadata"]["resourceVersion"] == "6"
