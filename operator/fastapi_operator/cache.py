@@ -101,9 +101,10 @@ def changes_between(previous: dict[ObjectKey, dict[str, Any]],
 
 def kept_version(compact: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
                  obj: dict[str, Any], held: dict[str, Any] | None) -> dict[str, Any]:
-    """What is kept of a watched version of an object: the held one if it is that very version
-    (the answer to the operator's own write, kept as it came back: a child's apply, a status),
-    else a compacted copy. About half the watch events of a new app are such echoes."""
+    """What is kept of a listed or watched version of an object: the held one if it is that very
+    version (the answer to the operator's own write, kept as it came back: a child's apply, a
+    status; or, in a relisting, what the watch had delivered), else a compacted copy. About half
+    the watch events of a new app are such echoes."""
     if held is not None and held["metadata"].get("resourceVersion") == obj["metadata"].get("resourceVersion"):
         return held
     return compact(obj, held)
@@ -269,8 +270,8 @@ class Informer:
             # Page by page, each kept compact before the next is read (kube.LIST_PAGE_SIZE).
             for page in self.kube.list_pages(kind, namespace, self.source.label_selector, self.page_size):
                 for obj in page.get("items", []):
-                    listed[_key(obj)] = self.compact({**obj, "apiVersion": kind.api_version, "kind": kind.kind},
-                                                     self.objects.get(_key(obj)))
+                    listed[_key(obj)] = kept_version(self.compact, {**obj, "apiVersion": kind.api_version,
+                                                                    "kind": kind.kind}, self.objects.get(_key(obj)))
                 resource_version = page["metadata"]["resourceVersion"]
         except ApiException as error:
             if error.status == 404 and is_missing_resource_type(error):
