@@ -103,34 +103,21 @@ class GatewayChanges:
         return key
 
 
-class Handoff:
-    """The watches' events, from their threads to the event loop in batches: a wake-up of the
-    loop takes every event that arrived since the last one, not one event each (a new app's
-    children and their controllers' reports make about fifteen events)."""
+class Changes:
+    """The watches' events, passed to `handle` on the thread that has them (a watch's, or a
+    reconcile's whose write held them): one at a time, as the event loop did, and one failure
+    loses no other."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[Kind, str, dict[str, Any]], None]) -> None:
-        self.loop = loop
+    def __init__(self, handle: Callable[[Kind, str, dict[str, Any]], None]) -> None:
         self.handle = handle
         self.lock = threading.Lock()
-        self.waiting: list[tuple[Kind, str, dict[str, Any]]] = []  # non-empty: a drain is scheduled
 
     def put(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
-        """On a watch's thread."""
-        with self.lock:
-            self.waiting.append((kind, event_type, obj))
-            if len(self.waiting) > 1:
-                return
-        self.loop.call_soon_threadsafe(self.drain)
-
-    def drain(self) -> None:
-        """On the event loop, in the order the events arrived."""
-        with self.lock:
-            events, self.waiting = self.waiting, []
-        for event in events:
-            try:
-                self.handle(*event)
-            except Exception:
-                log.exception(f"could not handle a watch event of {event[0].kind} {event[2]['metadata'].get('name')}")
+        try:
+            with self.lock:
+                self.handle(kind, event_type, obj)
+        except Exception:
+            log.exception(f"could not handle a watch event of {kind.kind} {obj['metadata'].get('name')}")
 
 
 class SharedObjectCollection:
@@ -178,11 +165,12 @@ class Runtime:
         sources = watched_sources(settings)
         watches = Kube(load_api_client(len(sources), retries=False))
         kube = Kube(load_api_client(settings.workers))
-        self.cache = Cache(watches, sources, Handoff(self.loop, self.changed).put, news_only=OWN_WRITES_NOT_NEWS)
+        self.changes = Changes(self.changed)
+        self.cache = Cache(watches, sources, self.changes.put, news_only=OWN_WRITES_NOT_NEWS)
         self.reconciler = Reconciler(kube, settings, self.cache, FIRST_STATUS_SETTLE_SECONDS)
         self.queue = WorkQueue(self._process, settings.workers)
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
-        self.reconciler.pacer.wake = lambda keys: self.loop.call_soon_threadsafe(self._wake, keys)
+        self.reconciler.pacer.wake = self.queue.add_each
         self.gateways = GatewayChanges()
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions = self.reconciler.reporter.written_versions
@@ -208,7 +196,8 @@ class Runtime:
                         f"nothing is reconciled until then")
         log.info("caches filled: reconciling from the watches")
         # What the first listing found is what the apps are reconciled against at startup.
-        self.gateways.seed(self.cache.list(GATEWAY) if self.cache.watches(GATEWAY) else [])
+        with self.changes.lock:
+            self.gateways.seed(self.cache.list(GATEWAY) if self.cache.watches(GATEWAY) else [])
         self.queue.start()
         if self.elector is not None:
             self._spawn(self.elector.run())
@@ -221,12 +210,8 @@ class Runtime:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def _wake(self, keys: list[Any]) -> None:
-        for key in keys:
-            self.queue.add(key)
-
     def changed(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> None:
-        """Which apps a watched change concerns; they are queued (on the event loop)."""
+        """Which apps a watched change concerns; they are queued (one change at a time: Changes)."""
         metadata = obj["metadata"]
         namespace = metadata.get("namespace")
         if kind is FASTAPIAPP:
@@ -234,7 +219,7 @@ class Runtime:
             if event_type == "DELETED":
                 self.own_status_versions.pop(key, None)
                 self.readiness.forget(key)
-                self.collection.soon()
+                self.loop.call_soon_threadsafe(self.collection.soon)
             else:
                 self.readiness.seen(key, obj)
                 if self.own_status_versions.get(key) != metadata.get("resourceVersion"):
@@ -286,10 +271,11 @@ class Runtime:
     async def _stand_by(self) -> None:
         self.queue.pause()
 
-    async def _process(self, key: Any) -> bool:
+    def _process(self, key: Any) -> bool:
+        """On one of the queue's worker threads."""
         with measured_reconcile() as measured:
             try:
-                outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+                outcome = self.reconciler.reconcile(*key)
             except (Unreachable, ApiException) as failure:
                 if not is_away(failure):
                     raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from fastapi_operator.workqueue import BACKOFF_MAX_SECONDS, WorkQueue, backoff_seconds
 
@@ -12,7 +13,7 @@ def recording_queue(workers: int = 2) -> tuple[WorkQueue, list[str]]:
     """A queue whose processing only records, in order, the keys it was given."""
     runs: list[str] = []
 
-    async def process(key):
+    def process(key):
         runs.append(key)
         return False
 
@@ -21,12 +22,12 @@ def recording_queue(workers: int = 2) -> tuple[WorkQueue, list[str]]:
 
 async def test_events_during_a_reconcile_coalesce_into_one_more_run():
     runs: list[str] = []
-    release = asyncio.Event()
+    release = threading.Event()
 
-    async def process(key):
+    def process(key):
         runs.append(key)
         if len(runs) == 1:
-            await release.wait()
+            release.wait()
         return False
 
     queue = WorkQueue(process, workers=2)
@@ -44,15 +45,14 @@ async def test_events_during_a_reconcile_coalesce_into_one_more_run():
 
 async def test_a_burst_of_changes_asked_for_soon_makes_one_run_after_the_delay():
     runs: list[tuple[str, float]] = []
-    loop = asyncio.get_running_loop()
 
-    async def process(key):
-        runs.append((key, loop.time()))
+    def process(key):
+        runs.append((key, time.monotonic()))
         return False
 
     queue = WorkQueue(process, workers=2)
     queue.start()
-    asked = loop.time()
+    asked = time.monotonic()
     for _ in range(5):
         queue.add_soon("a", 0.1)
         await asyncio.sleep(0.01)
@@ -71,12 +71,12 @@ async def test_a_burst_of_changes_asked_for_soon_makes_one_run_after_the_delay()
 
 async def test_a_change_goes_before_background_work_and_moves_up_a_key_waiting_there():
     runs: list[str] = []
-    release = asyncio.Event()
+    release = threading.Event()
 
-    async def process(key):
+    def process(key):
         runs.append(key)
         if key == "busy":
-            await release.wait()
+            release.wait()
         return False
 
     queue = WorkQueue(process, workers=1)
@@ -97,11 +97,11 @@ async def test_a_change_goes_before_background_work_and_moves_up_a_key_waiting_t
 
 async def test_a_stuck_app_does_not_block_the_others():
     done: list[str] = []
-    stuck = asyncio.Event()
+    stuck = threading.Event()
 
-    async def process(key):
+    def process(key):
         if key == "slow":
-            await stuck.wait()
+            stuck.wait()
         done.append(key)
         return False
 
@@ -120,7 +120,7 @@ async def test_a_stuck_app_does_not_block_the_others():
 async def test_failures_are_retried_and_a_crash_does_not_kill_the_worker():
     attempts: list[int] = []
 
-    async def process(key):
+    def process(key):
         attempts.append(1)
         if len(attempts) == 1:
             raise RuntimeError("boom")
@@ -185,39 +185,73 @@ async def test_a_run_asked_for_later_is_dropped_if_by_then_it_is_no_longer_neede
     assert runs == ["b"]
 
 
-def test_watch_events_reach_the_loop_in_order_in_one_wake_up_and_one_failure_loses_no_other():
-    from fastapi_operator.handlers import Handoff
+def test_watch_events_are_handled_one_at_a_time_and_one_failure_loses_no_other():
+    from fastapi_operator.handlers import Changes
     from fastapi_operator.kube import DEPLOYMENT
 
-    async def scenario() -> tuple[list[str], int]:
-        loop = asyncio.get_running_loop()
-        handled: list[str] = []
+    handled: list[str] = []
+    inside = 0
+    most_inside = 0
 
-        def handle(kind, event_type, obj):
-            if obj["metadata"]["name"] == "bad":
-                raise RuntimeError("a handler's bug")
-            handled.append(obj["metadata"]["name"])
-        handoff = Handoff(loop, handle)
-        wake_ups = 0
-        drain = handoff.drain
+    def handle(kind, event_type, obj):
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
+        time.sleep(0.001)  # long enough for another thread to come in, were it let in
+        inside -= 1
+        if obj["metadata"]["name"].startswith("bad"):
+            raise RuntimeError("a handler's bug")
+        handled.append(obj["metadata"]["name"])
 
-        def counted_drain() -> None:
-            nonlocal wake_ups
-            wake_ups += 1
-            drain()
-        handoff.drain = counted_drain  # type: ignore[method-assign]
-        names = ["a", "bad", "b", "c"]
-        # From a watch's thread while the loop is busy (joined here, blocking it): all four wait
-        # for one drain.
-        watch = threading.Thread(target=lambda: [handoff.put(DEPLOYMENT, "MODIFIED", {"metadata": {"name": n}})
-                                                 for n in names])
+    changes = Changes(handle)
+    watches = [threading.Thread(target=lambda w=w: [changes.put(DEPLOYMENT, "MODIFIED", {"metadata": {"name": n}})
+                                                    for n in (f"a{w}", f"bad{w}", f"b{w}")])
+               for w in range(4)]
+    for watch in watches:
         watch.start()
+    for watch in watches:
         watch.join()
-        await asyncio.sleep(0.05)
-        handoff.put(DEPLOYMENT, "ADDED", {"metadata": {"name": "d"}})
-        await asyncio.sleep(0.05)
-        return handled, wake_ups
+    assert most_inside == 1, "two watches' events handled at once"
+    assert sorted(handled) == sorted(f"{n}{w}" for w in range(4) for n in "ab")
+    for w in range(4):
+        assert handled.index(f"a{w}") < handled.index(f"b{w}"), "one watch's events out of order"
 
-    handled, wake_ups = asyncio.run(scenario())
-    assert handled == ["a", "b", "c", "d"]
-    assert wake_ups == 2, "four events at once are one wake-up of the loop, a later one another"
+
+async def test_keys_added_from_many_threads_run_one_at_a_time_and_each_runs_after_its_last_change():
+    running: set[str] = set()
+    overlaps: list[str] = []
+    last_started: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def process(key):
+        with lock:
+            if key in running:
+                overlaps.append(key)
+            running.add(key)
+            last_started[key] = time.monotonic()
+        time.sleep(0.002)
+        with lock:
+            running.discard(key)
+        return False
+
+    queue = WorkQueue(process, workers=4)
+    queue.start()
+    last_added: dict[str, float] = {}
+
+    def watch(n):
+        for i in range(300):
+            key = f"app-{(i + n) % 7}"
+            with lock:
+                last_added[key] = time.monotonic()
+            queue.add(key, background=i % 3 == 0)
+            time.sleep(0.0002)  # events arrive while reconciles run
+    watches = [threading.Thread(target=watch, args=(n,)) for n in range(6)]
+    for thread in watches:
+        thread.start()
+    for thread in watches:
+        thread.join()
+    await queue.join()
+    await queue.stop()
+    assert overlaps == [], "one app reconciled twice at once"
+    for key, added in last_added.items():
+        assert last_started[key] >= added, f"{key}'s last change never reconciled"
