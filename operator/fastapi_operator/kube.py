@@ -238,7 +238,11 @@ class Connection:
 
 def curl_options(configuration: client.Configuration) -> list[tuple[int, Any]]:
     """The kubeconfig's (or the pod's) TLS, client certificate and proxy, as libcurl options."""
-    options: list[tuple[int, Any]] = [(pycurl.NOSIGNAL, 1), (pycurl.TCP_NODELAY, 1)]
+    # HTTP/1.1: each thread has a connection of its own, so HTTP/2's streams share nothing, and
+    # its framing (HPACK, flow control) cost libcurl and nghttp2 a tenth of the operator's CPU
+    # per new app (docs/performance.md).
+    options: list[tuple[int, Any]] = [(pycurl.NOSIGNAL, 1), (pycurl.TCP_NODELAY, 1),
+                                      (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)]
     if configuration.verify_ssl:
         if configuration.ssl_ca_cert:
             options.append((pycurl.CAINFO, configuration.ssl_ca_cert))
