@@ -239,8 +239,8 @@ class Connection:
 def curl_options(configuration: client.Configuration) -> list[tuple[int, Any]]:
     """The kubeconfig's (or the pod's) TLS, client certificate and proxy, as libcurl options."""
     # HTTP/1.1: each thread has a connection of its own, so HTTP/2's streams share nothing, and
-    # its framing (HPACK, flow control) cost libcurl and nghttp2 a tenth of the operator's CPU
-    # per new app (docs/performance.md).
+    # its framing (header compression, flow control) was CPU in libcurl and nghttp2: about a
+    # tenth of the operator's CPU per new app (docs/performance.md).
     options: list[tuple[int, Any]] = [(pycurl.NOSIGNAL, 1), (pycurl.TCP_NODELAY, 1),
                                       (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)]
     if configuration.verify_ssl:

@@ -6,8 +6,8 @@ back at once, not after a thousand routine checks.
 
 Threads, as client-go's queue: the watches' threads add keys directly and worker threads
 reconcile them. A reconcile is blocking I/O and CPU; handing each one to the event loop and back
-(a future per reconcile, a wake-up per watch event, a timer per coalesced burst) was a quarter of
-the operator's CPU per new app (docs/performance.md)."""
+(a future per reconcile, a wake-up per watch event, a timer per coalesced burst) was work of its
+own, measured in docs/performance.md."""
 
 from __future__ import annotations
 
