@@ -196,7 +196,7 @@ class WorkQueue:
             if retry:
                 QUEUE_RETRIES.labels(QUEUE).inc()
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
-                self._timers.call_later(backoff_seconds(failures), lambda: self.add(key))
+                self.add_after(key, backoff_seconds(failures))
             else:
                 self._failures.pop(key, None)
             if key in self._dirty:

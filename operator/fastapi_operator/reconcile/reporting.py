@@ -101,7 +101,7 @@ class Reporter:
         self.first_status_settle_seconds = first_status_settle_seconds
         # (namespace, name) -> the resourceVersion of the app's last status write: recorded as the
         # write's answer arrives, so the watch event it causes is known as the operator's own even
-        # when it reaches the event loop before the reconcile has returned.
+        # when it arrives before the reconcile has returned.
         self.written_versions: dict[tuple[str, str], str] = {}
 
     def report(self, body: dict[str, Any], observed: Observed) -> float | None:
