@@ -56,8 +56,8 @@ from fastapi_operator.render import render_app
 from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
 from fastapi_operator.settings import Settings
 from tests.harness import (
-    MUTATING_VERBS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
-    request_counts, sample,
+    MUTATING_VERBS, OPERATOR_WRITE_METHODS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster,
+    own_control_plane, request_counts, sample,
 )
 from tests.manifests import app_manifest, full_manifest
 from tests.scenarios import api_server_restart, failover
@@ -131,6 +131,21 @@ def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
     """Requests on the kinds the operator reads and writes (Events not counted), from apiserver_request_total."""
     now = request_totals(cluster)
     return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
+
+
+def operator_requests(operator: OperatorProcess) -> dict[str, float]:
+    """The operator's own requests so far by method (its rest_client_requests_total): a GET is a
+    read or a list (the metric, as client-go's, does not tell them apart); Events included."""
+    text = operator.metrics()
+    return {method: sample(text, "rest_client_requests_total", method=method)
+            for method in ("GET", *OPERATOR_WRITE_METHODS)}
+
+
+def own_requests_since(operator: OperatorProcess, before: dict[str, float]) -> str:
+    """The operator's share of the requests counted by `requests_since`, whose count is every client's."""
+    now = operator_requests(operator)
+    writes = sum(now[method] - before[method] for method in OPERATOR_WRITE_METHODS)
+    return f"the operator's own {now['GET'] - before['GET']:.0f} GETs (reads and lists), {writes:.0f} writes"
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -396,7 +411,7 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     """The operator's side of one shape: its apps applied at once until all are Available. Returns
     their namespace (the operator still running)."""
     namespace = fresh_namespace(cluster, f"bench-{shape}")
-    before = request_totals(cluster)
+    before, own_before = request_totals(cluster), operator_requests(operator)
     assert operator.process is not None
     pid = operator.process.pid
     machine_before, operator_before = cpu_seconds(), cpu_seconds(pid)
@@ -407,12 +422,13 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     wait_until_available(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
     elapsed = time.monotonic() - started
     operator_cpu = cpu_seconds(pid) - operator_before
-    operator_requests = f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed, (pid, operator_before))}"
+    requests = (f"{requests_since(cluster, before)} ({own_requests_since(operator, own_before)}); "
+                f"{cpu_use(machine_before, elapsed, (pid, operator_before))}")
     floor = peer.floor(apps)
     results.append((f"{apps} {shape} apps: peer (kubectl apply --server-side of the rendered objects)",
                     f"{peer.seconds:.1f} s ({apps / peer.seconds:.1f} apps/s); {peer.requests}"))
     results.append((f"{apps} {shape} apps: operator, applied at once until all Available",
-                    f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {operator_requests}; "
+                    f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {requests}; "
                     f"operator CPU per app {operator_cpu / apps * 1e3:.1f} ms"))
     results.append((f"{apps} {shape} apps: ratios",
                     f"operator/peer {elapsed / peer.seconds:.2f}; floor {floor:.1f} s, operator/floor "
