@@ -13,8 +13,8 @@ Each answer is remembered per live object while the desired object and what the 
 of the live one stay the same (`remembered`): one reconcile asks whether a Deployment's pod
 template changes up to five times, and every resync asks it again of each unchanged child. The
 desired object is named by a digest of its JSON, the live one by its resourceVersion, or when
-that moved, by a digest of all of it but its status (`content_digest`), so a remembered answer
-is the answer. The answer to the operator's own apply is known without asking
+that moved, by a digest of all that the questions read of it (`content_digest`: not its status,
+nor what other managers set in its metadata), so a remembered answer is the answer. The answer to the operator's own apply is known without asking
 (`applied_as_sent`).
 """
 
@@ -127,15 +127,25 @@ def _digest(obj: Any) -> bytes:
     return digest.digest()
 
 
-def content_digest(live: dict[str, Any]) -> bytes:
-    """What the questions read of a live object: all of it but its status, its resourceVersion
-    and who wrote its status. A controller's progress reports (a Deployment's pods coming up, a
-    disruption budget's healthy count) change only those, so they leave every answer standing."""
-    metadata = dict(live.get("metadata") or {})
-    metadata.pop("resourceVersion", None)
-    if metadata.get("managedFields"):  # as the cache keeps them, so a cached and an answered version agree
-        metadata["managedFields"] = object_entries(metadata["managedFields"])
-    return _digest([metadata, {key: value for key, value in live.items() if key not in ("metadata", "status")}])
+def _entries_read(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The managedFields entries a question reads (applied_by: the operator's applies to the
+    object itself), as the cache keeps them, so a cached and an answered version agree."""
+    return object_entries([entry for entry in entries
+                           if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"])
+
+
+def content_digest(live: dict[str, Any], desired: dict[str, Any]) -> bytes:
+    """What the questions read of a live object, for one desired object: all of it outside its
+    metadata and status; of its metadata, its owners, the labels and annotations the desired
+    object sets, and the operator's own managedFields entries. A controller's progress reports (a
+    Deployment's pods coming up, its revision annotation, a disruption budget's healthy count)
+    change none of it, so they leave every answer standing."""
+    metadata, wanted = live.get("metadata") or {}, desired.get("metadata") or {}
+    read = [metadata.get("ownerReferences"), _entries_read(metadata.get("managedFields") or [])]
+    for key in ("labels", "annotations"):
+        keys, values = wanted.get(key) or {}, metadata.get(key) or {}
+        read.append({name: values[name] for name in keys if name in values})
+    return _digest([read, {key: value for key, value in live.items() if key not in ("metadata", "status")}])
 
 
 def _remember(key: tuple[str, str], remembered: Remembered) -> None:
@@ -155,12 +165,12 @@ def remembered(question: Answer) -> Answer:
         if known is not None and known.desired == digest:
             if known.version == version:
                 return known.answer
-            content = content_digest(live)
+            content = content_digest(live, desired)
             if known.content == content:
                 ANSWERS[key] = known._replace(version=version)
                 return known.answer
         result = question(desired, live)
-        _remember(key, Remembered(version, content or content_digest(live), digest, result))
+        _remember(key, Remembered(version, content or content_digest(live, desired), digest, result))
         return result
     return answer
 
@@ -214,7 +224,7 @@ def applied_as_sent(desired: dict[str, Any], served: dict[str, Any]) -> None:
     uid, version = metadata.get("uid"), metadata.get("resourceVersion")
     if not uid or not version:
         return
-    remembered = Remembered(version, content_digest(served), _digest(desired), False)
+    remembered = Remembered(version, content_digest(served, desired), _digest(desired), False)
     _remember(("_needs_apply", uid), remembered)
     if desired.get("kind") in POD_TEMPLATE_PATHS:
         _remember(("_changes_pod_template", uid), remembered)

@@ -47,6 +47,10 @@ class _Unnoted(Exception):
 
 
 def _walk(sent: Any, served: Any, path: Path, found: list[Rewrite]) -> None:
+    if sent == served:
+        # Most of an answer is what was sent: a part that is all of it is not walked (the walk of
+        # every field of a new app's five children was a tenth of its CPU).
+        return
     if isinstance(sent, dict) and isinstance(served, dict):
         for key, value in sent.items():
             if key in served:
@@ -60,9 +64,11 @@ def _walk(sent: Any, served: Any, path: Path, found: list[Rewrite]) -> None:
         for index, (item, answer) in enumerate(zip(sent, served)):
             _walk(item, answer, path + (index,), found)
         return
-    if isinstance(sent, (dict, list)) and not (is_empty(sent) and is_empty(served)):
+    if is_empty(sent) and is_empty(served):
+        return
+    if isinstance(sent, (dict, list)):
         raise _Unnoted
-    if not scalars_equal(sent, served, _names(path)) and not (is_empty(sent) and is_empty(served)):
+    if not scalars_equal(sent, served, _names(path)):
         found.append(Rewrite(path, sent, served))
 
 

@@ -175,15 +175,30 @@ def test_a_controllers_status_report_leaves_a_remembered_answer_standing_and_an_
     reported["status"] = {"replicas": 2, "readyReplicas": 2}
     assert question(DESIRED, reported) is True
     assert asked == [live["metadata"]["resourceVersion"]], "a status report is not a question again"
-    labelled = copy.deepcopy(reported)
-    labelled["metadata"]["resourceVersion"] = str(next(VERSIONS))
-    labelled["metadata"]["labels"]["team"] = "a"
-    question(DESIRED, labelled)
-    edited = copy.deepcopy(labelled)
+    # Then it marks the revision: an annotation the operator does not set, under its own manager.
+    revised = copy.deepcopy(reported)
+    revised["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    revised["metadata"]["managedFields"].append({
+        "manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}}}})
+    revised["metadata"]["labels"]["team"] = "a"  # and someone labels it: a label the operator does not set
+    assert question(DESIRED, revised) is True
+    assert asked == [live["metadata"]["resourceVersion"]], "what no question reads is not a question again"
+    relabelled = copy.deepcopy(revised)
+    relabelled["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    relabelled["metadata"]["labels"]["app"] = "other"  # a label the operator sets
+    question(DESIRED, relabelled)
+    edited = copy.deepcopy(relabelled)
     edited["metadata"]["resourceVersion"] = str(next(VERSIONS))
     edited["spec"]["replicas"] = 3
     question(DESIRED, edited)
-    assert asked[1:] == [labelled["metadata"]["resourceVersion"], edited["metadata"]["resourceVersion"]]
+    reapplied = copy.deepcopy(edited)
+    reapplied["metadata"]["resourceVersion"] = str(next(VERSIONS))
+    reapplied["metadata"]["managedFields"][0]["fieldsV1"] = {"f:spec": {"f:replicas": {}}}  # the operator's fields
+    question(DESIRED, reapplied)
+    assert asked[1:] == [relabelled["metadata"]["resourceVersion"], edited["metadata"]["resourceVersion"],
+                         reapplied["metadata"]["resourceVersion"]]
 
 
 def test_the_answer_to_the_operators_own_apply_is_taken_without_comparing():
@@ -192,7 +207,7 @@ def test_the_answer_to_the_operators_own_apply_is_taken_without_comparing():
     applied_as_sent(DESIRED, served)
     assert needs_apply(DESIRED, served) is False and changes_pod_template(DESIRED, served) is False
     served["metadata"]["resourceVersion"] = str(next(VERSIONS))
-    served["metadata"]["labels"]["team"] = "a"
+    served["metadata"]["labels"]["app"] = "other"
     assert needs_apply(DESIRED, served) is True, "a later version is compared"
 
 
