@@ -38,8 +38,8 @@ log = logging.getLogger("fastapi_operator.handlers")
 # Deployment's status alone moves three times in its first second, each a status write.
 PROGRESS_SETTLE_SECONDS = 0.5
 REVISION = "deployment.kubernetes.io/revision"  # set by the Deployment controller
-# How long a new app's first status may wait for its Deployment to be Available: one status write
-# instead of two for most new apps (reporting.first_status_wait).
+# How long after its Deployment was made a new app's first status may wait for it to be Available:
+# one status write instead of two for most new apps (reporting.first_status_wait).
 FIRST_STATUS_SETTLE_SECONDS = 3.0
 # How long after an app's deletion its shared objects are looked at, with any deleted meanwhile.
 COLLECT_SETTLE_SECONDS = 1.0

@@ -186,7 +186,9 @@ class Connection:
         self.latency[method].observe(time.monotonic() - started)
         status = curl.getinfo(pycurl.RESPONSE_CODE)
         self.count(status, method)
-        return Answer(status, header_value(headers, b"retry-after"), b"".join(chunks))
+        # Only a throttled request waits as Retry-After asks: the headers are not read otherwise.
+        retry_after = header_value(headers, b"retry-after") if status == 429 else None
+        return Answer(status, retry_after, b"".join(chunks))
 
     def stream(self, path: str, query: list[tuple[str, str]], read_timeout_seconds: float) -> Iterator[bytes]:
         """The lines of a streamed answer (a watch) as they arrive, until the server ends it.

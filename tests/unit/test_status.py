@@ -91,8 +91,8 @@ def test_a_new_apps_first_status_waits_moments_for_its_deployment_and_nothing_el
     progressing = {"conditions": [{"type": "Available", "status": "False"}]}
     available = {"conditions": [{"type": "Available", "status": "True"}]}
 
-    def wait(status=progressing, error=None, after=1.0, of=body, settle=3.0):
-        return first_status_wait(of, status, error, settle, made + datetime.timedelta(seconds=after))
+    def wait(status=progressing, error=None, after=1.0, of=body, settle=3.0, deployment=None):
+        return first_status_wait(of, status, error, settle, made + datetime.timedelta(seconds=after), deployment)
 
     assert wait() == 2.0 and wait(after=0) == 3.0
     assert wait(status=available) is None, "Available: written at once"
@@ -101,3 +101,9 @@ def test_a_new_apps_first_status_waits_moments_for_its_deployment_and_nothing_el
     assert wait(after=3.0) is None and wait(after=-1.0) is None, "its time is up, or a clock behind the server's"
     assert wait(settle=0) is None, "not asked to wait (the CLI, direct reconciles)"
     assert wait(of={"metadata": {"name": "shop"}}) is None
+    # An operator busy with many new apps comes to this one 20 s after it was made: the wait is
+    # counted from the Deployment it makes then, which is what has a moment to become Available.
+    late = {"metadata": {"name": "shop", "creationTimestamp": "2026-12-05T12:00:20Z"}}
+    assert wait(after=21.0, deployment=late) == 2.0 and wait(after=23.0, deployment=late) is None
+    adopted = {"metadata": {"name": "shop", "creationTimestamp": "2026-12-01T08:00:00Z"}}
+    assert wait(after=1.0, deployment=adopted) is None, "a Deployment made long before: written at once"
