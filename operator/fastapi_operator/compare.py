@@ -14,8 +14,8 @@ of the live one stay the same (`remembered`): one reconcile asks whether a Deplo
 template changes up to five times, and every resync asks it again of each unchanged child. The
 desired object is named by a digest of its JSON, the live one by its resourceVersion, or when
 that moved, by a digest of all that the questions read of it (`content_digest`: not its status,
-nor what other managers set in its metadata), so a remembered answer is the answer. The answer to the operator's own apply is known without asking
-(`applied_as_sent`).
+nor what other managers set in its metadata), so a remembered answer is the answer. The answer
+to the operator's own apply is known without asking (`applied_as_sent`).
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ class _Unnoted(Exception):
 
 def _walk(sent: Any, served: Any, path: Path, found: list[Rewrite]) -> None:
     if sent == served:
-        # Most of an answer is what was sent: a part that is all of it is not walked (the walk of
-        # every field of a new app's five children was a tenth of its CPU).
+        # Most of an answer is what was sent: a part that is all of it is not walked. Walking every
+        # field of a new app's five children was the largest part of its CPU in a profile (yappi).
         return
     if isinstance(sent, dict) and isinstance(served, dict):
         for key, value in sent.items():
