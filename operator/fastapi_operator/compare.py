@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 from kubernetes.utils import parse_quantity
 
-from .managed_fields import applied_by, object_entries, sets_same_fields
+from .managed_fields import applied_by, is_applied_by, object_entries, sets_same_fields
 from .meta import FIELD_MANAGER
 
 # The API server canonicalises resource quantities ("0.5" -> "500m", 1 -> "1"); everywhere else
@@ -130,8 +130,7 @@ def _digest(obj: Any) -> bytes:
 def _entries_read(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The managedFields entries a question reads (applied_by: the operator's applies to the
     object itself), as the cache keeps them, so a cached and an answered version agree."""
-    return object_entries([entry for entry in entries
-                           if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"])
+    return object_entries([entry for entry in entries if is_applied_by(entry, FIELD_MANAGER)])
 
 
 def content_digest(live: dict[str, Any], desired: dict[str, Any]) -> bytes:

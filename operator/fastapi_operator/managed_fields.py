@@ -67,10 +67,15 @@ def fields_of(live: dict[str, Any], predicate: Callable[[dict[str, Any]], bool])
     return merged
 
 
+def is_applied_by(entry: dict[str, Any], manager: str) -> bool:
+    """Is this managedFields entry `manager`'s server-side apply to the object itself (not to a
+    subresource)?"""
+    return entry.get("manager") == manager and entry.get("operation") == "Apply" and not entry.get("subresource")
+
+
 def applied_by(live: dict[str, Any], manager: str) -> Trie:
-    """What `manager` set with server-side apply on the object itself (not on a subresource)."""
-    return fields_of(live, lambda e: e.get("manager") == manager and e.get("operation") == "Apply"
-                     and not e.get("subresource"))
+    """What `manager` set with server-side apply on the object itself."""
+    return fields_of(live, lambda entry: is_applied_by(entry, manager))
 
 
 def _children(node: Trie) -> dict[str, Trie]:
