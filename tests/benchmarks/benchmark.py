@@ -56,8 +56,8 @@ from fastapi_operator.render import render_app
 from fastapi_operator.render.ingress_class import CONVENTIONAL_CLASSES
 from fastapi_operator.settings import Settings
 from tests.harness import (
-    MUTATING_VERBS, OPERATOR_WRITE_METHODS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster,
-    own_control_plane, request_counts, sample,
+    MUTATING_VERBS, SAMPLE, Cluster, OperatorProcess, condition, eventually, existing_cluster, own_control_plane,
+    request_counts, sample,
 )
 from tests.manifests import app_manifest, full_manifest
 from tests.scenarios import api_server_restart, failover
@@ -133,19 +133,16 @@ def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
     return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
 
 
-def operator_requests(operator: OperatorProcess) -> dict[str, float]:
-    """The operator's own requests so far by method (its rest_client_requests_total): a GET is a
-    read or a list (the metric, as client-go's, does not tell them apart); Events included."""
-    text = operator.metrics()
-    return {method: sample(text, "rest_client_requests_total", method=method)
-            for method in ("GET", *OPERATOR_WRITE_METHODS)}
+def operator_requests(operator: OperatorProcess) -> tuple[float, float]:
+    """The operator's own GETs (reads and lists: its rest_client_requests_total, as client-go's,
+    does not tell them apart) and writes (Events included) so far."""
+    return sample(operator.metrics(), "rest_client_requests_total", method="GET"), operator.writes()
 
 
-def own_requests_since(operator: OperatorProcess, before: dict[str, float]) -> str:
+def own_requests_since(operator: OperatorProcess, before: tuple[float, float]) -> str:
     """The operator's share of the requests counted by `requests_since`, whose count is every client's."""
-    now = operator_requests(operator)
-    writes = sum(now[method] - before[method] for method in OPERATOR_WRITE_METHODS)
-    return f"the operator's own {now['GET'] - before['GET']:.0f} GETs (reads and lists), {writes:.0f} writes"
+    gets, writes = (now - then for now, then in zip(operator_requests(operator), before))
+    return f"the operator's own {gets:.0f} GETs (reads and lists), {writes:.0f} writes"
 
 
 def cpu_seconds(pid: int | None = None) -> float:
