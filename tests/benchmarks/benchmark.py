@@ -133,16 +133,19 @@ def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
     return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
 
 
-def operator_requests(operator: OperatorProcess) -> tuple[float, float]:
+def operator_requests(operator: OperatorProcess) -> tuple[float, float, float]:
     """The operator's own GETs (reads and lists: its rest_client_requests_total, as client-go's,
-    does not tell them apart) and writes (Events included) so far."""
-    return sample(operator.metrics(), "rest_client_requests_total", method="GET"), operator.writes()
+    does not tell them apart), writes (Events included) and reconciles so far."""
+    text = operator.metrics()
+    return (sample(text, "rest_client_requests_total", method="GET"), operator.writes(),
+            sample(text, "controller_runtime_reconcile_total"))
 
 
-def own_requests_since(operator: OperatorProcess, before: tuple[float, float]) -> str:
-    """The operator's share of the requests counted by `requests_since`, whose count is every client's."""
-    gets, writes = (now - then for now, then in zip(operator_requests(operator), before))
-    return f"the operator's own {gets:.0f} GETs (reads and lists), {writes:.0f} writes"
+def own_requests_since(operator: OperatorProcess, before: tuple[float, float, float]) -> str:
+    """The operator's share of the requests counted by `requests_since`, whose count is every
+    client's, and its reconciles: the CPU per app follows how many reconciles each app took."""
+    gets, writes, reconciles = (now - then for now, then in zip(operator_requests(operator), before))
+    return f"the operator's own {gets:.0f} GETs (reads and lists), {writes:.0f} writes; {reconciles:.0f} reconciles"
 
 
 def cpu_seconds(pid: int | None = None) -> float:

@@ -18,7 +18,7 @@ from fastapi_operator.kube import APPLY_PATCH, DEPLOYMENT, Kube, apply_body, bas
 
 
 def test_every_character_reaches_the_yaml_decoder_as_something_it_accepts():
-    value = "héllo 👋 \x7f\x85\x9f\u2028\ufffe tab\there \x01"
+    value = "héllo 👋 \x7f\x80\x85\x9f\xa0\u2028\u2029\u202a\ufffe\uffff\ufffd tab\there \x01 \\u0085 \""
     body = apply_body({"env": [{"name": "GREETING", "value": value}]})
     assert b"\\ud83d" not in body, "a surrogate-pair escape, which the API server's YAML decoder refuses"
     assert "👋".encode() in body
