@@ -219,6 +219,7 @@ class Runtime:
             if event_type == "DELETED":
                 self.own_status_versions.pop(key, None)
                 self.readiness.forget(key)
+                self.reconciler.going.discard(metadata.get("uid"))
                 self.loop.call_soon_threadsafe(self.collection.soon)
             else:
                 self.readiness.seen(key, obj)

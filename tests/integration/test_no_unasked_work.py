@@ -326,6 +326,34 @@ def test_apps_deleted_together_are_collected_after_together(cluster, namespace, 
         process.stop()
 
 
+def test_apps_going_with_their_namespace_are_refused_once_each(cluster, namespace, operator_paused, tmp_path, report):
+    # A namespace being deleted takes its apps' children first, in any order: each deletion
+    # queues its app, whose reconcile renders it and tries to make the child again, and the
+    # namespace refuses (403, NamespaceTerminating). Once refused, an app goes with its namespace
+    # and nothing it could write would be kept.
+    apps = 10
+    process = own_operator(cluster, namespace, tmp_path, "terminating")
+    try:
+        cluster.apply(*[app_manifest(f"going-{i}", namespace, resources=SMALL_RESOURCES,
+                                     ingress={"hosts": [f"going-{i}.{namespace}.example.com"], "className": "nginx"},
+                                     tls={"enabled": False}) for i in range(apps)])
+        eventually(lambda: len(cluster.kube.list(DEPLOYMENT, namespace)) == apps, timeout=120,
+                   message="every app's Deployment made")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        before = process.metrics()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+        eventually(lambda: namespace not in cluster.kubectl("get", "namespaces", "-o", "name").stdout,
+                   timeout=180, interval=1, message="the namespace gone")
+        time.sleep(2)
+        after = process.metrics()
+        refused, reconciles = (sample(after, metric, **labels) - sample(before, metric, **labels) for metric, labels in
+                               (("rest_client_requests_total", {"code": "403"}), ("controller_runtime_reconcile_total", {})))
+        report(f"scale: {apps} apps' namespace deleted: writes refused; reconciles", f"{refused:.0f}; {reconciles:.0f}")
+        assert refused <= apps, f"{refused:.0f} writes refused as the namespace went, for {apps} apps"
+    finally:
+        process.stop()
+
+
 def test_the_answer_to_an_apply_compares_as_applied(cluster, namespace, operator_paused, monkeypatch):
     """compare.applied_as_sent takes the API server's answer to the operator's own apply as
     matching without comparing it (a new app's children are then compared once, not twice).

@@ -69,11 +69,12 @@ class Reconciler:
         self.shared.gateways = self.gateways
         self.reporter = Reporter(self.reads, first_status_settle_seconds)
         self.pacer = Pacer(self.reads, settings.max_concurrent_operator_rollouts)
+        self.going: set[str] = set()  # apps (uids) whose namespace, being deleted, refused a write
 
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """None when the app no longer exists, or is going with its namespace."""
         body = self.reads.get(FASTAPIAPP, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None or body["metadata"].get("deletionTimestamp") or body["metadata"].get("uid") in self.going:
             return None
         observed = Observed()
         app: FastAPIApp | None = None
@@ -98,7 +99,8 @@ class Reconciler:
         except ReconcileError as error:
             observed.error = error
         except ApiException as error:
-            if is_namespace_terminating(error):
+            if is_namespace_terminating(error):  # and not again for each child the namespace loses
+                self.going.add(body["metadata"].get("uid"))
                 return None
             observed.error = ReconcileError(f"the API server answered {error.status}: {api_message(error)}")
         if app is not None:
