@@ -216,10 +216,10 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return response.read().decode()
 
-    def writes(self) -> float:
+    def writes(self, text: str | None = None) -> float:
         """What the operator sent that could change something (its rest_client metrics), Events
-        included."""
-        text = self.metrics()
+        included; from `text` when the caller has just read the metrics."""
+        text = self.metrics() if text is None else text
         return sum(sample(text, "rest_client_requests_total", method=method) for method in OPERATOR_WRITE_METHODS)
 
     def log_tail(self, lines: int = 60) -> str:

@@ -137,7 +137,7 @@ def operator_requests(operator: OperatorProcess) -> tuple[float, float, float]:
     """The operator's own GETs (reads and lists: its rest_client_requests_total, as client-go's,
     does not tell them apart), writes (Events included) and reconciles so far."""
     text = operator.metrics()
-    return (sample(text, "rest_client_requests_total", method="GET"), operator.writes(),
+    return (sample(text, "rest_client_requests_total", method="GET"), operator.writes(text),
             sample(text, "controller_runtime_reconcile_total"))
 
 

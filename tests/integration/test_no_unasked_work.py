@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fastapi_operator import compare
+from fastapi_operator.api import GROUP
 from fastapi_operator.kube import DEPLOYMENT, DISRUPTION_BUDGET, FASTAPIAPP, HOST_CLAIM, Kube, kind_of
 from fastapi_operator.reconcile import Reconciler, reads
 from fastapi_operator.settings import Settings
@@ -300,6 +301,18 @@ def test_the_operators_own_host_claim_reconciles_nothing(cluster, namespace, ope
         process.stop()
 
 
+def apply_apps_with_hosts(cluster, namespace: str, process, prefix: str, apps: int) -> list[str]:
+    """`apps` small apps, each with a host of its own, made and settled: every host claimed and the
+    operator's queue drained. Returns the hosts."""
+    hosts = [f"{prefix}-{i}.{namespace}.example.com" for i in range(apps)]
+    cluster.apply(*[app_manifest(f"{prefix}-{i}", namespace, resources=SMALL_RESOURCES, tls={"enabled": False},
+                                 ingress={"hosts": [host], "className": "nginx"}) for i, host in enumerate(hosts)])
+    eventually(lambda: all(cluster.get(HOST_CLAIM, None, host) for host in hosts), timeout=120,
+               message="every host claimed")
+    eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+    return hosts
+
+
 def test_apps_deleted_together_are_collected_after_together(cluster, namespace, operator_paused, tmp_path, report):
     # Each deleted app may leave a ClusterIssuer or HostClaim no app uses, and looking for them
     # plans every app in the cluster: once per deleted app, deleting a namespace of N apps costs
@@ -307,17 +320,12 @@ def test_apps_deleted_together_are_collected_after_together(cluster, namespace, 
     apps = 20
     process = own_operator(cluster, namespace, tmp_path, "collections")
     try:
-        cluster.apply(*[app_manifest(f"gone-{i}", namespace, resources=SMALL_RESOURCES,
-                                     ingress={"hosts": [f"gone-{i}.{namespace}.example.com"], "className": "nginx"},
-                                     tls={"enabled": False}) for i in range(apps)])
-        eventually(lambda: all(cluster.get(HOST_CLAIM, None, f"gone-{i}.{namespace}.example.com") for i in range(apps)),
-                   timeout=120, message="every host claimed")
-        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        hosts = apply_apps_with_hosts(cluster, namespace, process, "gone", apps)
         before = sample(process.metrics(), "fastapi_operator_shared_object_collections_total")
         cluster.kubectl("delete", "fapp", "--all", "-n", namespace, "--wait=false")
         # Not blind: what the apps left behind is collected.
-        eventually(lambda: not any(cluster.get(HOST_CLAIM, None, f"gone-{i}.{namespace}.example.com")
-                                   for i in range(apps)), timeout=60, message="every claim collected")
+        eventually(lambda: not any(cluster.get(HOST_CLAIM, None, host) for host in hosts), timeout=60,
+                   message="every claim collected")
         time.sleep(3)
         collections = sample(process.metrics(), "fastapi_operator_shared_object_collections_total") - before
         report(f"scale: collections of unused shared objects after {apps} apps deleted at once", f"{collections:.0f}")
@@ -326,32 +334,59 @@ def test_apps_deleted_together_are_collected_after_together(cluster, namespace, 
         process.stop()
 
 
+def apps_kept_from_deletion(namespace: str) -> list[dict]:
+    """A ValidatingAdmissionPolicy that refuses to delete the namespace's FastAPIApps, so its
+    deletion takes their children while the apps stay: the order that makes the operator try to
+    make children again, every time, instead of only when the namespace controller happens to
+    take the children first."""
+    name = f"keep-apps-{namespace}"
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": [GROUP], "apiVersions": ["*"],
+                                                          "operations": ["DELETE"], "resources": ["fastapiapps"]}]},
+                  "validations": [{"expression": "false", "message": "kept for the test"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}},
+    ]
+
+
 def test_apps_going_with_their_namespace_are_refused_once_each(cluster, namespace, operator_paused, tmp_path, report):
-    # A namespace being deleted takes its apps and their children in no set order: each child's
-    # deletion queues its app, whose reconcile renders it and tries to make the child again, and
-    # the namespace refuses (403, NamespaceTerminating). Once refused, an app goes with its
-    # namespace and nothing it could write would be kept (40 refusals for 10 apps before).
+    # A namespace being deleted takes its apps' children: each child's deletion queues its app,
+    # whose reconcile renders it and tries to make the child again, and the namespace refuses
+    # (403, NamespaceTerminating). Once refused, an app goes with its namespace and nothing it
+    # could write would be kept.
     apps = 10
     process = own_operator(cluster, namespace, tmp_path, "terminating")
+    policy = apps_kept_from_deletion(namespace)
     try:
-        cluster.apply(*[app_manifest(f"going-{i}", namespace, resources=SMALL_RESOURCES,
-                                     ingress={"hosts": [f"going-{i}.{namespace}.example.com"], "className": "nginx"},
-                                     tls={"enabled": False}) for i in range(apps)])
-        eventually(lambda: len(cluster.kube.list(DEPLOYMENT, namespace)) == apps, timeout=120,
-                   message="every app's Deployment made")
-        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
+        apply_apps_with_hosts(cluster, namespace, process, "going", apps)
+        cluster.apply(*policy)
+        eventually(lambda: cluster.kubectl("delete", "fapp", "going-0", "-n", namespace, "--dry-run=server",
+                                           check=False).returncode != 0, message="the apps kept from deletion")
         before = process.metrics()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false")
-        eventually(lambda: namespace not in cluster.kubectl("get", "namespaces", "-o", "name").stdout,
-                   timeout=180, interval=1, message="the namespace gone")
+        eventually(lambda: not cluster.kube.list(DEPLOYMENT, namespace), timeout=120, message="the children gone")
+        eventually(lambda: sample(process.metrics(), "workqueue_depth") == 0, message="the queue drained")
         time.sleep(2)
         after = process.metrics()
-        refused, reconciles = (sample(after, metric, **labels) - sample(before, metric, **labels) for metric, labels in
-                               (("rest_client_requests_total", {"code": "403"}), ("controller_runtime_reconcile_total", {})))
+
+        def since(metric: str, **labels: str) -> float:
+            return sample(after, metric, **labels) - sample(before, metric, **labels)
+        refused, reconciles = since("rest_client_requests_total", code="403"), since("controller_runtime_reconcile_total")
         report(f"scale: {apps} apps' namespace deleted: writes refused; reconciles", f"{refused:.0f}; {reconciles:.0f}")
-        assert refused <= apps, f"{refused:.0f} writes refused as the namespace went, for {apps} apps"
+        assert len(cluster.kube.list(FASTAPIAPP, namespace)) == apps, "the apps stayed while their children went"
+        assert 1 <= refused <= apps, f"{refused:.0f} writes refused as the namespace went, for {apps} apps"
     finally:
         process.stop()
+        for manifest in policy:
+            cluster.kubectl("delete", manifest["kind"].lower(), manifest["metadata"]["name"], check=False)
+    # Gone before the next test: some wait for every namespace to finish terminating.
+    eventually(lambda: namespace not in cluster.kubectl("get", "namespaces", "-o", "name").stdout,
+               timeout=180, interval=1, message="the namespace gone once its apps may go")
 
 
 def test_the_answer_to_an_apply_compares_as_applied(cluster, namespace, operator_paused, monkeypatch):
