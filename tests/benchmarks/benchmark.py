@@ -254,6 +254,14 @@ def written_since(cluster: Cluster, before: Counter) -> str:
                      for (verb, resource, sub), count in written.most_common() if count > 0)
 
 
+def status_writes_since(cluster: Cluster, before: Counter) -> float:
+    """The apps' status writes since `before` (request_counts): only the operator writes them, so
+    every client's count is the operator's."""
+    written = request_counts(cluster.metrics())
+    written.subtract(before)
+    return sum(count for (_, resource, sub), count in written.items() if (resource, sub) == ("fastapiapps", "status"))
+
+
 def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
     """Three resync periods of nothing to do: every client's requests on the operator's kinds, and
     the operator's CPU per resync."""
@@ -412,6 +420,7 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     their namespace (the operator still running)."""
     namespace = fresh_namespace(cluster, f"bench-{shape}")
     before, own_before = request_totals(cluster), operator_requests(operator)
+    written_before = request_counts(cluster.metrics())
     assert operator.process is not None
     pid = operator.process.pid
     machine_before, operator_before = cpu_seconds(), cpu_seconds(pid)
@@ -429,7 +438,8 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
                     f"{peer.seconds:.1f} s ({apps / peer.seconds:.1f} apps/s); {peer.requests}"))
     results.append((f"{apps} {shape} apps: operator, applied at once until all Available",
                     f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {requests}; "
-                    f"operator CPU per app {operator_cpu / apps * 1e3:.1f} ms"))
+                    f"operator CPU per app {operator_cpu / apps * 1e3:.1f} ms; status writes per app "
+                    f"{status_writes_since(cluster, written_before) / apps:.2f}"))
     results.append((f"{apps} {shape} apps: ratios",
                     f"operator/peer {elapsed / peer.seconds:.2f}; floor {floor:.1f} s, operator/floor "
                     f"{elapsed / floor:.2f} ({elapsed / floor - 1:+.0%})"))
