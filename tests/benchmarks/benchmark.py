@@ -122,14 +122,13 @@ def counters(cluster: Cluster, verbs: set[str]) -> float:
 VERB_SETS = {"writes": MUTATING_VERBS, "GETs": {"GET"}, "LISTs": {"LIST"}}
 
 
-def request_totals(cluster: Cluster) -> dict[str, float]:
-    metrics = cluster.metrics()
+def request_totals(metrics: str) -> dict[str, float]:
     return {name: sum(request_counts(metrics, verbs).values()) for name, verbs in VERB_SETS.items()}
 
 
-def requests_since(cluster: Cluster, before: dict[str, float]) -> str:
+def requests_since(metrics: str, before: dict[str, float]) -> str:
     """Requests on the kinds the operator reads and writes (Events not counted), from apiserver_request_total."""
-    now = request_totals(cluster)
+    now = request_totals(metrics)
     return ", ".join(f"{now[name] - before[name]:.0f} {name}" for name in VERB_SETS)
 
 
@@ -244,21 +243,25 @@ def mutating_requests(cluster: Cluster) -> float:
     return total
 
 
+def writes_since(metrics: str, before: Counter) -> Counter:
+    """The writes on the operator's kinds in `metrics` made since `before` (both request_counts)."""
+    written = request_counts(metrics)
+    written.subtract(before)
+    return written
+
+
 def written_since(cluster: Cluster, before: Counter) -> str:
     """Which writes on the operator's kinds were made since `before` (request_counts), when there
     are any: a status following the pods of a cluster still settling (at 10,000 apps the controllers
     run minutes behind) is not a write nothing asked for; a child's or an Event's would be."""
-    written = request_counts(cluster.metrics())
-    written.subtract(before)
     return ", ".join(f"{verb} {resource}{'/' + sub if sub else ''} {count:.0f}"
-                     for (verb, resource, sub), count in written.most_common() if count > 0)
+                     for (verb, resource, sub), count in writes_since(cluster.metrics(), before).most_common()
+                     if count > 0)
 
 
-def status_writes_since(cluster: Cluster, before: Counter) -> float:
-    """The apps' status writes since `before` (request_counts): only the operator writes them, so
-    every client's count is the operator's."""
-    written = request_counts(cluster.metrics())
-    written.subtract(before)
+def status_writes(written: Counter) -> float:
+    """The apps' status writes of a writes_since: only the operator writes them, so every client's
+    count is the operator's."""
     return sum(count for (_, resource, sub), count in written.items() if (resource, sub) == ("fastapiapps", "status"))
 
 
@@ -399,7 +402,7 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
     manifests = work / "peer.yaml"
     manifests.write_text(yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
     try:
-        before, mutating_before = request_totals(cluster), mutating_requests(cluster)
+        before, mutating_before = request_totals(cluster.metrics()), mutating_requests(cluster)
         machine_before = cpu_seconds()
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
@@ -408,7 +411,7 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=max(600, apps * 0.5))
         wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=max(600, apps * 0.5))
         elapsed = time.monotonic() - started
-        return PeerRun(elapsed, f"{requests_since(cluster, before)}; {cpu_use(machine_before, elapsed)}",
+        return PeerRun(elapsed, f"{requests_since(cluster.metrics(), before)}; {cpu_use(machine_before, elapsed)}",
                        cpu_seconds() - machine_before, mutating_requests(cluster) - mutating_before)
     finally:
         delete_namespace(cluster, namespace, apps)
@@ -419,8 +422,8 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     """The operator's side of one shape: its apps applied at once until all are Available. Returns
     their namespace (the operator still running)."""
     namespace = fresh_namespace(cluster, f"bench-{shape}")
-    before, own_before = request_totals(cluster), operator_requests(operator)
-    written_before = request_counts(cluster.metrics())
+    metrics = cluster.metrics()  # one reading for both counts
+    before, written_before, own_before = request_totals(metrics), request_counts(metrics), operator_requests(operator)
     assert operator.process is not None
     pid = operator.process.pid
     machine_before, operator_before = cpu_seconds(), cpu_seconds(pid)
@@ -431,7 +434,8 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     wait_until_available(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
     elapsed = time.monotonic() - started
     operator_cpu = cpu_seconds(pid) - operator_before
-    requests = (f"{requests_since(cluster, before)} ({own_requests_since(operator, own_before)}); "
+    metrics = cluster.metrics()
+    requests = (f"{requests_since(metrics, before)} ({own_requests_since(operator, own_before)}); "
                 f"{cpu_use(machine_before, elapsed, (pid, operator_before))}")
     floor = peer.floor(apps)
     results.append((f"{apps} {shape} apps: peer (kubectl apply --server-side of the rendered objects)",
@@ -439,7 +443,7 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     results.append((f"{apps} {shape} apps: operator, applied at once until all Available",
                     f"{elapsed:.1f} s ({apps / elapsed:.1f} apps/s); {requests}; "
                     f"operator CPU per app {operator_cpu / apps * 1e3:.1f} ms; status writes per app "
-                    f"{status_writes_since(cluster, written_before) / apps:.2f}"))
+                    f"{status_writes(writes_since(metrics, written_before)) / apps:.2f}"))
     results.append((f"{apps} {shape} apps: ratios",
                     f"operator/peer {elapsed / peer.seconds:.2f}; floor {floor:.1f} s, operator/floor "
                     f"{elapsed / floor:.2f} ({elapsed / floor - 1:+.0%})"))
