@@ -79,6 +79,19 @@ def delete_as_judged(kube: Kube, kind: Kind, judged: dict[str, Any]) -> bool:
     return same and kube.delete(kind, None, name, resource_version=current["metadata"]["resourceVersion"])
 
 
+def issuers_of_children(reads: Reads, owners: set[str]) -> set[str]:
+    """The ClusterIssuers the Ingresses and Certificates of these apps (uids) name."""
+    def owned(obj: dict[str, Any]) -> bool:
+        return any(ref.get("uid") in owners for ref in obj["metadata"].get("ownerReferences") or [])
+
+    managed = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
+    named = {name for ingress in reads.list(INGRESS, label_selector=managed) if owned(ingress)
+             and (name := (ingress["metadata"].get("annotations") or {}).get(CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION))}
+    return named | {ref["name"] for certificate in reads.list(CERTIFICATE, label_selector=managed)
+                    if owned(certificate) and (ref := (certificate.get("spec") or {}).get("issuerRef") or {}).get(
+                        "kind") == "ClusterIssuer" and ref.get("name")}
+
+
 class SharedObjects:
     def __init__(self, reads: Reads, settings: Settings, scope: str) -> None:
         self.reads = reads
@@ -154,12 +167,13 @@ class SharedObjects:
     def ingress_classes(self) -> IngressClasses:
         return {facts.name: facts for facts in map(IngressClassFacts.from_object, self.reads.list(INGRESS_CLASS))}
 
-    def issuers_in_use(self, bodies: list[dict[str, Any]]) -> set[str]:
-        """Issuers the operator makes for the apps that exist, any an app names in
-        spec.tls.clusterIssuer, and, for an app whose plan fails now (a spec the model refuses, a
-        cluster-wide problem such as two default IngressClasses), any its Ingresses or
+    def issuers_in_use(self, bodies: list[dict[str, Any]], candidates: set[str]) -> set[str]:
+        """Of the candidates, the issuers the operator makes for the apps that exist, any an app
+        names in spec.tls.clusterIssuer, and, for an app whose plan fails now (a spec the model
+        refuses, a cluster-wide problem such as two default IngressClasses), any its Ingresses or
         Certificates still name: it keeps the issuer its children were made with. An app that
-        plans is judged by its plan alone, so an issuer it moved away from goes at once."""
+        plans is judged by its plan alone, so an issuer it moved away from goes at once. The look
+        ends once every candidate is in use: planning every app is the cost of a look."""
         used: set[str] = set()
         unplanned: set[str] = set()
         classes = self.ingress_classes()
@@ -171,32 +185,25 @@ class SharedObjects:
             except (ValidationError, ReconcileError):
                 unplanned.add(body["metadata"].get("uid"))
                 continue
-            if plan.issuer_name is not None:
+            if plan.issuer_name in candidates:
                 used.add(plan.issuer_name)
-        if not unplanned:
-            return used
+                if used == candidates:
+                    return used
+        return used | (issuers_of_children(self.reads, unplanned) & candidates) if unplanned else used
 
-        def of_unplanned(obj: dict[str, Any]) -> bool:
-            return any(ref.get("uid") in unplanned for ref in obj["metadata"].get("ownerReferences") or [])
-
-        managed = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
-        used |= {name for ingress in self.reads.list(INGRESS, label_selector=managed) if of_unplanned(ingress)
-                 and (name := (ingress["metadata"].get("annotations") or {}).get(CERT_MANAGER_CLUSTER_ISSUER_ANNOTATION))}
-        used |= {ref["name"] for certificate in self.reads.list(CERTIFICATE, label_selector=managed)
-                 if of_unplanned(certificate) and (ref := (certificate.get("spec") or {}).get("issuerRef") or {}).get(
-                     "kind") == "ClusterIssuer" and ref.get("name")}
-        return used
-
-    def _collect(self, kind: Kind, selector: str,
-                 users: Callable[[list[dict[str, Any]]], Callable[[dict[str, Any]], bool]], why: str) -> list[str]:
+    def _collect(self, kind: Kind, selector: str, users: Callable[[list[dict[str, Any]], list[dict[str, Any]]],
+                 Callable[[dict[str, Any]], bool]], why: str) -> list[str]:
         """Delete this install's objects of `kind` that no app in its scope uses, each only at the
-        resourceVersion that was judged unused. The lock keeps this process's reconciles from
-        relying on an object between the check and the delete; the precondition covers
-        every other writer."""
-        deleted = []
+        resourceVersion that was judged unused. The apps are judged only when there is something
+        to delete. The lock keeps this process's reconciles from relying on an object between the
+        check and the delete; the precondition covers every other writer."""
+        deleted: list[str] = []
         with self.lock:
-            is_used = users(self.list_apps())
-            for obj in self.reads.list(kind, label_selector=selector):
+            candidates = self.reads.list(kind, label_selector=selector)
+            if not candidates:
+                return deleted
+            is_used = users(self.list_apps(), candidates)
+            for obj in candidates:
                 metadata = obj["metadata"]
                 if is_used(obj):
                     continue
@@ -210,8 +217,8 @@ class SharedObjects:
         selector = (f"{LABEL_MANAGED_BY}={OPERATOR_NAME},{LABEL_COMPONENT}={ACME_ISSUER_COMPONENT},"
                     f"{LABEL_SCOPE}={self.scope}")
 
-        def users(apps: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
-            used = self.issuers_in_use(apps)
+        def users(apps: list[dict[str, Any]], issuers: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+            used = self.issuers_in_use(apps, {issuer["metadata"]["name"] for issuer in issuers})
             return lambda issuer: issuer["metadata"]["name"] in used
 
         return self._collect(CLUSTER_ISSUER, selector, users, "no FastAPIApp uses it")
@@ -222,7 +229,7 @@ class SharedObjects:
         namespace-restricted install only judges claims on its own namespaces."""
         selector = f"{LABEL_MANAGED_BY}={OPERATOR_NAME}"
 
-        def users(apps: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+        def users(apps: list[dict[str, Any]], _claims: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
             served = {(app["metadata"]["namespace"], host) for app in apps for host in stored_hosts(app)}
 
             def is_used(claim: dict[str, Any]) -> bool:
