@@ -29,6 +29,7 @@ from .kube import (
 from .leadership import LeaderElector
 from .metrics import COLLECTIONS, LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
 from .reconcile import Reconciler
+from .reconcile.shared import stored_hosts
 from .render.gateway import GatewayFacts
 from .settings import Settings
 from .workqueue import WorkQueue
@@ -103,6 +104,37 @@ class GatewayChanges:
         return key
 
 
+class AppsByHost:
+    """The apps that serve each host, kept from the apps' watch events, so that a HostClaim's
+    change queues them without a look at every app: a namespace of N apps deleted releases N
+    claims, and N looks at N apps were most of what the deletion cost."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, set[tuple[str, str]]] = {}
+        self.hosts: dict[tuple[str, str], frozenset[str]] = {}
+
+    def seed(self, apps: list[dict[str, Any]]) -> None:
+        self.apps, self.hosts = {}, {}
+        for app in apps:
+            self.update("ADDED", app)
+
+    def update(self, event_type: str, app: dict[str, Any]) -> None:
+        key = (app["metadata"]["namespace"], app["metadata"]["name"])
+        held = self.hosts.pop(key, frozenset())
+        served = frozenset() if event_type == "DELETED" else frozenset(stored_hosts(app))
+        for host in held - served:
+            self.apps[host].discard(key)
+            if not self.apps[host]:
+                del self.apps[host]
+        for host in served - held:
+            self.apps.setdefault(host, set()).add(key)
+        if served:
+            self.hosts[key] = served
+
+    def serving(self, host: str) -> list[tuple[str, str]]:
+        return sorted(self.apps.get(host, ()))
+
+
 class Changes:
     """The watches' events, passed to `handle` on the thread that has them (a watch's, or a
     reconcile's whose write held them): one at a time, as the event loop did, and one failure
@@ -172,6 +204,7 @@ class Runtime:
         # Apps whose paced rollout (reconcile/pacing.py) may start now that a place is free.
         self.reconciler.pacer.wake = self.queue.add_each
         self.gateways = GatewayChanges()
+        self.apps_by_host = AppsByHost()
         # The resourceVersion of our own last status write per app: its watch event needs no reconcile.
         self.own_status_versions = self.reconciler.reporter.written_versions
         self.readiness = ReadinessClock()
@@ -198,6 +231,7 @@ class Runtime:
         # What the first listing found is what the apps are reconciled against at startup.
         with self.changes.lock:
             self.gateways.seed(self.cache.list(GATEWAY) if self.cache.watches(GATEWAY) else [])
+            self.apps_by_host.seed(self.cache.list(FASTAPIAPP))
         self.queue.start()
         if self.elector is not None:
             self._spawn(self.elector.run())
@@ -216,6 +250,7 @@ class Runtime:
         namespace = metadata.get("namespace")
         if kind is FASTAPIAPP:
             key = (namespace, metadata["name"])
+            self.apps_by_host.update(event_type, obj)
             if event_type == "DELETED":
                 self.own_status_versions.pop(key, None)
                 self.readiness.forget(key)
@@ -244,8 +279,7 @@ class Runtime:
                 self.queue.add((namespace, owner))
         elif kind is HOST_CLAIM:
             # A claim made, released or reassigned: the apps that serve the host learn whether they may.
-            host = metadata["name"]
-            self.queue_apps(lambda app: host in _ingress(app).get("hosts", []), f"HostClaim {host}")
+            self.queue.add_each(self.apps_by_host.serving(metadata["name"]))
         elif kind is CLUSTER_ISSUER:
             # Deleted or edited by hand, or made by a user for spec.tls.clusterIssuer: any app with
             # an ingress may use it, and the ones that do put it back or move on.

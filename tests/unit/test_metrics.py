@@ -1,8 +1,8 @@
-"""Which apps a Gateway change concerns, and the tallies /metrics reports about apps."""
+"""Which apps a Gateway or HostClaim change concerns, and the tallies /metrics reports about apps."""
 
 from __future__ import annotations
 
-from fastapi_operator.handlers import GatewayChanges, routes_through
+from fastapi_operator.handlers import AppsByHost, GatewayChanges, routes_through
 from fastapi_operator.metrics import app_tallies
 
 
@@ -29,6 +29,31 @@ def test_a_gateways_status_is_not_a_change_its_listeners_and_annotations_are():
 
 def app(namespace="shop", **ingress):
     return {"metadata": {"namespace": namespace, "name": "a"}, "spec": {"ingress": ingress} if ingress else {}}
+
+
+def served(namespace, name, *hosts):
+    return {"metadata": {"namespace": namespace, "name": name},
+            "spec": {"ingress": {"hosts": list(hosts)}} if hosts else {}}
+
+
+def test_a_host_claims_change_concerns_the_apps_serving_the_host_as_they_are_now():
+    index = AppsByHost()
+    index.seed([served("shop", "web", "a.example.com", "b.example.com"), served("blog", "web", "a.example.com"),
+                served("blog", "plain")])
+    assert index.serving("a.example.com") == [("blog", "web"), ("shop", "web")]
+    index.update("MODIFIED", served("shop", "web", "b.example.com", "c.example.com"))
+    assert index.serving("a.example.com") == [("blog", "web")]
+    assert index.serving("c.example.com") == [("shop", "web")]
+    index.update("ADDED", served("blog", "plain", "c.example.com"))
+    assert index.serving("c.example.com") == [("blog", "plain"), ("shop", "web")]
+    index.update("MODIFIED", served("blog", "plain"))  # its ingress removed
+    index.update("DELETED", served("shop", "web", "b.example.com", "c.example.com"))
+    assert index.serving("b.example.com") == index.serving("c.example.com") == []
+    assert index.apps == {"a.example.com": {("blog", "web")}}, "no host is held for apps that are gone"
+    # A stored spec the model refuses still names its hosts (reconcile.shared.stored_hosts).
+    index.update("MODIFIED", {"metadata": {"namespace": "blog", "name": "web"},
+                              "spec": {"ingress": {"hosts": ["a.example.com", 7]}, "replicas": "many"}})
+    assert index.serving("a.example.com") == [("blog", "web")]
 
 
 def test_only_apps_routed_through_the_gateway_are_concerned():
