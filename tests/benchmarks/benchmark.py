@@ -45,6 +45,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -179,23 +180,33 @@ def is_available(obj: dict) -> bool:
     return condition(obj, "Available").get("status") == "True"
 
 
-def wait_until_available(cluster: Cluster, kind: Kind, namespace: str, count: int, timeout: float = 600) -> None:
-    """Until `count` objects of `kind` are Available, following one watch: polling a list of 1,000
-    objects every half second would cost the API server more than some of what is measured."""
+def is_at_rest(deployment: dict) -> bool:
+    """A Deployment whose controller has seen its spec and has every pod it asks for ready."""
+    wanted, status = deployment["spec"].get("replicas", 1), deployment.get("status") or {}
+    return (status.get("observedGeneration") == deployment["metadata"].get("generation")
+            and status.get("replicas", 0) == status.get("updatedReplicas", 0) == status.get("readyReplicas", 0)
+            == wanted)
+
+
+def wait_until_available(cluster: Cluster, kind: Kind, namespace: str, count: int, timeout: float = 600,
+                         done: Callable[[dict], bool] = is_available, said: str = "Available") -> None:
+    """Until `count` objects of `kind` are Available (or `done`), following one watch: polling a
+    list of 1,000 objects every half second would cost the API server more than some of what is
+    measured."""
     deadline = time.monotonic() + timeout
     listed = cluster.kube.request("GET", kind.path(namespace))
-    available = {item["metadata"]["name"] for item in listed["items"] if is_available(item)}
+    available = {item["metadata"]["name"] for item in listed["items"] if done(item)}
     version = listed["metadata"]["resourceVersion"]
     while len(available) < count:
         left = deadline - time.monotonic()
-        assert left > 0, f"{len(available)} of {count} {kind.plural} Available after {timeout:.0f} s"
+        assert left > 0, f"{len(available)} of {count} {kind.plural} {said} after {timeout:.0f} s"
         for event in cluster.kube.watch(kind, namespace, None, version, int(min(left, 60)) + 1, min(left, 60) + 5):
             obj = event["object"]
             assert event["type"] != "ERROR", f"the watch of {kind.plural} ended: {obj.get('message')}"
             version = obj["metadata"]["resourceVersion"]
             if event["type"] == "BOOKMARK":
                 continue
-            if event["type"] != "DELETED" and is_available(obj):
+            if event["type"] != "DELETED" and done(obj):
                 available.add(obj["metadata"]["name"])
             else:
                 available.discard(obj["metadata"]["name"])
@@ -263,6 +274,24 @@ def status_writes(written: Counter) -> float:
     """The apps' status writes of a writes_since: only the operator writes them, so every client's
     count is the operator's."""
     return sum(count for (_, resource, sub), count in written.items() if (resource, sub) == ("fastapiapps", "status"))
+
+
+def settle(cluster: Cluster, namespace: str, apps: int) -> tuple[str, str]:
+    """Until every app's pods are ready, after the apps are Available: at 10,000 apps the
+    controllers bring up second replicas minutes behind, and each app's status follows them (a
+    write asked for). The steady state and the restart are measured on a cluster at rest."""
+    before, started = request_counts(cluster.metrics()), time.monotonic()
+    bound = max(300, apps * 0.1)
+    try:
+        wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=bound, done=is_at_rest,
+                             said="with every pod ready")
+        took = f"{time.monotonic() - started:.1f} s"
+    except AssertionError as failure:
+        took = f"not within {bound:.0f} s ({failure})"
+    written = writes_since(cluster.metrics(), before)
+    return ("every app's pods ready, after all apps were Available",
+            f"{took}; meanwhile {status_writes(written):.0f} status writes, "
+            f"{sum(written.values()) - status_writes(written):.0f} other writes")
 
 
 def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
@@ -476,6 +505,7 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
                 operator.stop()
                 delete_namespace(cluster, namespaces.pop(), apps)
         namespace = namespaces[-1]
+        results.append(settle(cluster, namespace, apps))
         operator.stop()
         operator.resync_seconds = RESYNC_SECONDS
         start_and_check_every_app(operator, len(cluster.kube.list(FASTAPIAPP)))

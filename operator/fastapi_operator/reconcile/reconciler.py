@@ -69,7 +69,7 @@ class Reconciler:
         self.shared.gateways = self.gateways
         self.reporter = Reporter(self.reads, first_status_settle_seconds)
         self.pacer = Pacer(self.reads, settings.max_concurrent_operator_rollouts)
-        self.going: set[str] = set()  # apps (uids) whose namespace, being deleted, refused a write
+        self.going: set[str] = set()  # apps (uids) of a namespace being deleted, which refused a write
 
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """None when the app no longer exists, or is going with its namespace."""
@@ -99,8 +99,8 @@ class Reconciler:
         except ReconcileError as error:
             observed.error = error
         except ApiException as error:
-            if is_namespace_terminating(error):  # and not again for each child the namespace loses
-                self.going.add(body["metadata"].get("uid"))
+            if is_namespace_terminating(error):  # its apps go with it: no more tries, for any child or app of it
+                self.going |= {app["metadata"].get("uid") for app in [body, *self.reads.list(FASTAPIAPP, namespace)]}
                 return None
             observed.error = ReconcileError(f"the API server answered {error.status}: {api_message(error)}")
         if app is not None:
