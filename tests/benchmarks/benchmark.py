@@ -188,10 +188,10 @@ def is_at_rest(deployment: dict) -> bool:
             == wanted)
 
 
-def wait_until_available(cluster: Cluster, kind: Kind, namespace: str, count: int, timeout: float = 600,
-                         done: Callable[[dict], bool] = is_available, said: str = "Available") -> None:
-    """Until `count` objects of `kind` are Available (or `done`), following one watch: polling a
-    list of 1,000 objects every half second would cost the API server more than some of what is
+def wait_until_all(cluster: Cluster, kind: Kind, namespace: str, count: int, timeout: float = 600,
+                   done: Callable[[dict], bool] = is_available, said: str = "Available") -> None:
+    """Until `count` objects of `kind` are `done` (Available), following one watch: polling a list
+    of 1,000 objects every half second would cost the API server more than some of what is
     measured."""
     deadline = time.monotonic() + timeout
     listed = cluster.kube.request("GET", kind.path(namespace))
@@ -244,10 +244,10 @@ def prepare_realistic(cluster: Cluster) -> None:
                    "spec": {"selfSigned": {}}})
 
 
-def mutating_requests(cluster: Cluster) -> float:
+def mutating_requests(metrics: str) -> float:
     """Every mutating request the API server served, whoever sent it and whatever it wrote."""
     total = 0.0
-    for line in cluster.metrics().splitlines():
+    for line in metrics.splitlines():
         match = SAMPLE.match(line)
         if match and re.search(r'verb="(POST|PUT|PATCH|APPLY|DELETE|DELETECOLLECTION)"', match["labels"]):
             total += float(match["value"])
@@ -261,12 +261,12 @@ def writes_since(metrics: str, before: Counter) -> Counter:
     return written
 
 
-def written_since(cluster: Cluster, before: Counter) -> str:
+def written_since(metrics: str, before: Counter) -> str:
     """Which writes on the operator's kinds were made since `before` (request_counts), when there
     are any: a status following the pods of a cluster still settling (at 10,000 apps the controllers
     run minutes behind) is not a write nothing asked for; a child's or an Event's would be."""
     return ", ".join(f"{verb} {resource}{'/' + sub if sub else ''} {count:.0f}"
-                     for (verb, resource, sub), count in writes_since(cluster.metrics(), before).most_common()
+                     for (verb, resource, sub), count in writes_since(metrics, before).most_common()
                      if count > 0)
 
 
@@ -283,8 +283,8 @@ def settle(cluster: Cluster, namespace: str, apps: int) -> tuple[str, str]:
     before, started = request_counts(cluster.metrics()), time.monotonic()
     bound = max(300, apps * 0.1)
     try:
-        wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=bound, done=is_at_rest,
-                             said="with every pod ready")
+        wait_until_all(cluster, DEPLOYMENT, namespace, apps, timeout=bound, done=is_at_rest,
+                       said="with every pod ready")
         took = f"{time.monotonic() - started:.1f} s"
     except AssertionError as failure:
         took = f"not within {bound:.0f} s ({failure})"
@@ -298,15 +298,15 @@ def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]
     """Three resync periods of nothing to do: every client's requests on the operator's kinds, and
     the operator's CPU per resync."""
     assert operator.process is not None
-    verb_sets = (MUTATING_VERBS, {"GET"}, {"LIST"})
-    before = [counters(cluster, verbs) for verbs in verb_sets]
-    written_before = request_counts(cluster.metrics())
+    metrics = cluster.metrics()  # one reading for every count, before and after
+    before, written_before = request_totals(metrics), request_counts(metrics)
     cpu_before = cpu_seconds(operator.process.pid)
     window = 3 * RESYNC_SECONDS
     time.sleep(window)
     cpu = cpu_seconds(operator.process.pid) - cpu_before
-    writes, gets, lists = (counters(cluster, verbs) - count for verbs, count in zip(verb_sets, before))
-    which = written_since(cluster, written_before)
+    metrics = cluster.metrics()
+    writes, gets, lists = (total - before[name] for name, total in request_totals(metrics).items())
+    which = written_since(metrics, written_before)
     apps = max(len(cluster.kube.list(FASTAPIAPP)), 1)
     resyncs = window / RESYNC_SECONDS
     return (f"steady state, {window} s with a resync every {RESYNC_SECONDS} s",
@@ -359,7 +359,7 @@ def restart_with_apps(cluster: Cluster, operator: OperatorProcess) -> tuple[str,
     written_before = request_counts(cluster.metrics())
     took = start_and_check_every_app(operator, total)
     writes = operator.writes()
-    which = written_since(cluster, written_before)
+    which = written_since(cluster.metrics(), written_before)
     return (f"operator restarted with {total} apps in place: start until every app checked",
             f"{took:.1f} s; {writes:.0f} writes (Events included){f' ({which})' if which else ''}; operator CPU "
             f"{cpu_seconds(operator.process.pid):.1f} s, RSS {rss_mib(operator.process.pid):.0f} MiB")
@@ -431,17 +431,19 @@ def run_peer(cluster: Cluster, shape: str, apps: int, work: Path) -> PeerRun:
     manifests = work / "peer.yaml"
     manifests.write_text(yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
     try:
-        before, mutating_before = request_totals(cluster.metrics()), mutating_requests(cluster)
+        metrics = cluster.metrics()
+        before, mutating_before = request_totals(metrics), mutating_requests(metrics)
         machine_before = cpu_seconds()
         started = time.monotonic()
         rendered = subprocess.run([str(Path(sys.executable).with_name("fastapi-operator")), "render", "-f",
                                    str(manifests)], check=True, capture_output=True, text=True).stdout
         # About 5 objects per realistic app, one request each: 50,000 at 10,000 apps.
         cluster.kubectl("apply", "--server-side", "-f", "-", stdin=rendered, timeout=max(600, apps * 0.5))
-        wait_until_available(cluster, DEPLOYMENT, namespace, apps, timeout=max(600, apps * 0.5))
+        wait_until_all(cluster, DEPLOYMENT, namespace, apps, timeout=max(600, apps * 0.5))
         elapsed = time.monotonic() - started
-        return PeerRun(elapsed, f"{requests_since(cluster.metrics(), before)}; {cpu_use(machine_before, elapsed)}",
-                       cpu_seconds() - machine_before, mutating_requests(cluster) - mutating_before)
+        metrics = cluster.metrics()
+        return PeerRun(elapsed, f"{requests_since(metrics, before)}; {cpu_use(machine_before, elapsed)}",
+                       cpu_seconds() - machine_before, mutating_requests(metrics) - mutating_before)
     finally:
         delete_namespace(cluster, namespace, apps)
 
@@ -460,7 +462,7 @@ def converge(cluster: Cluster, operator: OperatorProcess, shape: str, apps: int,
     # The same command as the peer's, so the two runs differ only in who makes the objects.
     cluster.kubectl("apply", "--server-side", "-f", "-", timeout=max(600, apps * 0.5),
                     stdin=yaml.safe_dump_all(shaped_apps(shape, apps, namespace)))
-    wait_until_available(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
+    wait_until_all(cluster, FASTAPIAPP, namespace, apps, timeout=max(600, apps * 0.5))
     elapsed = time.monotonic() - started
     operator_cpu = cpu_seconds(pid) - operator_before
     metrics = cluster.metrics()
