@@ -104,7 +104,8 @@ def kept_version(compact: Callable[[dict[str, Any], dict[str, Any] | None], dict
     """What is kept of a listed or watched version of an object: the held one if it is that very
     version (the answer to the operator's own write, kept as it came back: a child's apply, a
     status; or, in a relisting, what the watch had delivered), else a compacted copy. About half
-    the watch events of a new app are such echoes."""
+    the watch events of a new app are such echoes. A deleted object is not kept: its event is
+    passed on as it came, uncompacted."""
     if held is not None and held["metadata"].get("resourceVersion") == obj["metadata"].get("resourceVersion"):
         return held
     return compact(obj, held)
@@ -311,7 +312,7 @@ class Informer:
             resource_version = obj["metadata"]["resourceVersion"]
             if event_type == "BOOKMARK":
                 continue
-            obj = kept_version(self.compact, obj, self.objects.get(_key(obj)))
+            obj = obj if event_type == "DELETED" else kept_version(self.compact, obj, self.objects.get(_key(obj)))
             with self.lock:
                 held = self.objects.get(_key(obj))
                 if event_type == "DELETED":
@@ -417,6 +418,9 @@ class Cache:
             compact = kept_child if keep_managed_fields else kept_whole
             informer = Informer(kube, source, on_change, compact, source.kind in news_only)
             self.informers.setdefault(source.kind, []).append(informer)
+        # Kinds whose every informer watches all namespaces: a read in one namespace asks them all.
+        self.cluster_wide = frozenset(kind for kind, informers in self.informers.items()
+                                      if all(informer.source.namespace is None for informer in informers))
 
     def start(self) -> None:
         for informer in self._all():
@@ -451,7 +455,7 @@ class Cache:
 
     def _for(self, kind: Kind, namespace: str | None) -> list[Informer]:
         informers = self.informers.get(kind, [])
-        if namespace is None or not kind.namespaced:
+        if namespace is None or kind in self.cluster_wide or not kind.namespaced:
             return informers
         return [i for i in informers if i.source.namespace in (None, namespace)]
 

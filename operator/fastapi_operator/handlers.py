@@ -28,7 +28,7 @@ from .kube import (
 )
 from .leadership import LeaderElector
 from .metrics import COLLECTIONS, LEADER, LEASE, ReadinessClock, StoredState, measured_reconcile, serve
-from .reconcile import Reconciler
+from .reconcile import Reconciler, is_left_alone
 from .reconcile.shared import stored_hosts
 from .render.gateway import GatewayFacts
 from .settings import Settings
@@ -268,15 +268,15 @@ class Runtime:
             if owner:
                 self.queue.add((namespace, owner))
         elif kind in WATCHED_CHILD_KINDS:
-            # A child edited or deleted by someone: its app is reconciled now, not at the next
-            # resync. A controller reporting progress on a spec it has seen: within a moment,
-            # once for the whole burst, if the app's status reads it.
+            # A child edited or deleted: its app now, not at the next resync (unless gone, or going with
+            # its namespace). A controller's progress on a spec it saw: once per burst, if the status reads it.
             owner = _controller_name(obj, KIND)
-            if owner and _reports_progress(event_type, obj):
-                if kind in STATUS_READ:
-                    self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
-            elif owner:
+            if owner is None or is_left_alone(self.cache.get(FASTAPIAPP, namespace, owner), self.reconciler.going):
+                return
+            if not _reports_progress(event_type, obj):
                 self.queue.add((namespace, owner))
+            elif kind in STATUS_READ:
+                self.queue.add_soon((namespace, owner), PROGRESS_SETTLE_SECONDS)
         elif kind is HOST_CLAIM:
             # A claim made, released or reassigned: the apps that serve the host learn whether they may.
             self.queue.add_each(self.apps_by_host.serving(metadata["name"]))

@@ -359,7 +359,7 @@ def test_apps_going_with_their_namespace_are_refused_once(cluster, namespace, op
     # whose reconcile renders it and tries to make the child again, and the namespace refuses
     # (403, NamespaceTerminating). Once refused, every app the namespace holds goes with it and
     # nothing they could write would be kept: no other app of it tries, beyond the reconciles
-    # already running then.
+    # already running then, and the deletions of their other children queue nothing.
     apps = 20
     process = own_operator(cluster, namespace, tmp_path, "terminating")
     policy = apps_kept_from_deletion(namespace)
@@ -383,6 +383,9 @@ def test_apps_going_with_their_namespace_are_refused_once(cluster, namespace, op
         running = Settings().workers
         assert 1 <= refused <= running, (f"{refused:.0f} writes refused as the namespace went, for {apps} apps "
                                          f"(at most one per reconcile running at once, {running})")
+        # The first kind's deletions queue each app once, before any is known to be going.
+        assert reconciles <= 2 * apps, (f"{reconciles:.0f} reconciles as the namespace went, for {apps} apps: the "
+                                        f"deletion of a going app's child queued it")
     finally:
         process.stop()
         for manifest in policy:

@@ -3,7 +3,7 @@ step (rollout.py, migrations.py, pacing.py, policy.py), the writes of children (
 objects apps share (shared.py), and what the user is told (reporting.py). reconciler.py puts them
 together."""
 
-from .reconciler import Outcome, Reconciler
+from .reconciler import Outcome, Reconciler, is_left_alone
 from .reporting import by_verb
 
-__all__ = ["Outcome", "Reconciler", "by_verb"]
+__all__ = ["Outcome", "Reconciler", "by_verb", "is_left_alone"]

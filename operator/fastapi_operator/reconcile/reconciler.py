@@ -74,7 +74,7 @@ class Reconciler:
     def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """None when the app no longer exists, or is going with its namespace."""
         body = self.reads.get(FASTAPIAPP, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp") or body["metadata"].get("uid") in self.going:
+        if is_left_alone(body, self.going):
             return None
         observed = Observed()
         app: FastAPIApp | None = None
@@ -216,6 +216,11 @@ class Reconciler:
 
     def collect_unused_shared_objects(self) -> None:
         self.shared.collect_unused()
+
+
+def is_left_alone(body: dict[str, Any] | None, going: set[str]) -> bool:
+    """An app no reconcile acts on: gone, being deleted, or going with its namespace (`going`)."""
+    return body is None or bool(body["metadata"].get("deletionTimestamp")) or body["metadata"].get("uid") in going
 
 
 def observe_as_they_are(reads: Reads, app: FastAPIApp, observed: Observed) -> None:
