@@ -10,8 +10,8 @@ import ssl
 import subprocess
 import threading
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
