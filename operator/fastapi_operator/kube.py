@@ -51,9 +51,8 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # What YAML may not carry literally inside a string, though JSON may: DEL, the C1 controls and
 # U+FFFE/U+FFFF, which it forbids, and NEL, LS and PS, which YAML 1.1 folds as line breaks.
-YAML_ESCAPED = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
-# The same characters as UTF-8 (which is self-synchronizing, so a match is always one whole character).
-YAML_ESCAPED_UTF8 = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbf[\xbe\xbf]")
+# Matched in the body's UTF-8, which is self-synchronizing: a match is always one whole character.
+YAML_ESCAPED = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbf[\xbe\xbf]")
 
 
 # An apply that names a resourceVersion is refused (409) unless the object is at that version,
@@ -68,11 +67,8 @@ def apply_body(body: Any) -> bytes:
     YAML decoder refuses the surrogate-pair escapes of any character beyond the BMP (an emoji in
     an env value); the characters are only ever inside strings, where the escapes are valid.
     orjson writes every character literally, as the standard library's `ensure_ascii=False`
-    does, for a tenth of the CPU; the rare body that holds one YAML forbids is escaped again."""
-    encoded = orjson.dumps(body)
-    if YAML_ESCAPED_UTF8.search(encoded) is None:
-        return encoded
-    return YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", encoded.decode()).encode()
+    does, for a tenth of the CPU; the few characters YAML forbids are then escaped."""
+    return YAML_ESCAPED.sub(lambda match: b"\\u%04x" % ord(match.group().decode()), orjson.dumps(body))
 
 
 def decode(data: bytes) -> Any:

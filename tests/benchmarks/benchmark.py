@@ -305,7 +305,8 @@ def steady_state(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]
     time.sleep(window)
     cpu = cpu_seconds(operator.process.pid) - cpu_before
     metrics = cluster.metrics()
-    writes, gets, lists = (total - before[name] for name, total in request_totals(metrics).items())
+    since = {name: total - before[name] for name, total in request_totals(metrics).items()}
+    writes, gets, lists = since["writes"], since["GETs"], since["LISTs"]
     which = written_since(metrics, written_before)
     apps = max(len(cluster.kube.list(FASTAPIAPP)), 1)
     resyncs = window / RESYNC_SECONDS
