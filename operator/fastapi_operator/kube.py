@@ -32,7 +32,7 @@ from .kinds import (  # noqa: F401
     WATCHED_CHILD_KINDS, Kind,
 )
 from .meta import FIELD_MANAGER, OPERATOR_NAME
-from .metrics import REST_LATENCY, REST_REQUESTS
+from .metrics import REST_LATENCY, REST_REQUESTS, WATCH_REQUESTS
 
 
 REQUEST_TIMEOUT_SECONDS = 30
@@ -229,6 +229,7 @@ class Connection:
         if failed:
             raise Unreachable(f"GET {path}: {failed[0][2]}")
         self.count(status, "GET")
+        WATCH_REQUESTS.inc()
         if not 200 <= status < 300:
             raise ApiException(status=status, reason=reason(status), body=bytes(received).decode(errors="replace"))
         if received.strip():

@@ -20,6 +20,7 @@ CONTROLLER_RUNTIME_NAMES = [
     "workqueue_queue_duration_seconds_bucket", "workqueue_work_duration_seconds_bucket", "workqueue_retries_total",
     "workqueue_longest_running_processor_seconds", "rest_client_requests_total", "leader_election_master_status",
     "fastapi_operator_apps", "fastapi_operator_migrations", "fastapi_operator_cache_objects",
+    "fastapi_operator_watch_requests_total",
     "fastapi_operator_spec_change_to_ready_seconds_bucket",
 ]
 

@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fastapi_operator.kube import APPLY_PATCH, DEPLOYMENT, Kube, apply_body, base_url
+from fastapi_operator.metrics import REGISTRY
 
 
 def test_every_character_reaches_the_yaml_decoder_as_something_it_accepts():
@@ -91,13 +92,25 @@ def test_a_throttled_request_is_sent_again_after_the_wait_asked_and_an_error_kee
     assert raised.value.status == 500 and json.loads(raised.value.body)["message"] == "boom"
 
 
-def test_a_watch_yields_each_event_of_the_stream(server):
+def counted() -> tuple[float, float]:
+    """The GETs in rest_client_requests_total, and the watches among them."""
+    samples = [sample for metric in REGISTRY.collect() for sample in metric.samples]
+    return (sum(s.value for s in samples if s.name == "rest_client_requests_total" and s.labels["method"] == "GET"),
+            sum(s.value for s in samples if s.name == "fastapi_operator_watch_requests_total"))
+
+
+def test_a_watch_yields_each_event_of_the_stream_and_is_counted_as_a_watch(server):
     kube, recorded = server
     events = [{"type": "ADDED", "object": {"metadata": {"name": str(i)}}} for i in range(3)]
-    recorded.script = [(200, {}, b"\n".join(json.dumps(event).encode() for event in events) + b"\n")]
+    recorded.script = [(200, {}, b"\n".join(json.dumps(event).encode() for event in events) + b"\n"),
+                       (200, {}, b'{"items": []}')]
+    gets, watches = counted()
     assert list(kube.watch(DEPLOYMENT, None, "a=b", "7", 5, 5)) == events
     assert recorded.received[0][1] == ("/apis/apps/v1/deployments?watch=true&resourceVersion=7"
                                        "&allowWatchBookmarks=true&timeoutSeconds=5&labelSelector=a%3Db")
+    kube.list(DEPLOYMENT, "shop")
+    # Two GETs, one of them a watch: the reads are the GETs less the watches (make bench's count).
+    assert tuple(now - then for now, then in zip(counted(), (gets, watches))) == (2, 1)
 
 
 def test_a_kubeconfigs_tls_server_name_is_verified_while_its_address_is_connected_to():
