@@ -569,6 +569,9 @@ def run(cluster: Cluster, apps: int, restart_apps: int, shapes: list[str], work:
         observed = failover(cluster, fresh_namespace(cluster, "failover"), work, {}, timeout=120)
         results.append((f"failover with {apps} apps: active replica SIGKILLed until the standby reconciled a new app",
                         f"{observed.seconds:.1f} s"))
+        # With the operator's own resync period: one every 10 s (the steady state's) would add a
+        # resync of every app each 10 s of the deletion to what the deletion costs.
+        operator.resync_seconds = Settings().resync_seconds
         results.append(deletion_with_operator(cluster, operator, namespaces.pop(), apps))
     finally:
         operator.stop()
